@@ -1,0 +1,29 @@
+"""jaxnas: differentiable neural architecture search in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="jaxnas",
+    version="0.1.0",
+    description="Differentiable neural architecture search in JAX/Flax: DARTS, iDARTS, "
+    "Amended-DARTS and exact bilevel hypergradients.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["jaxnas", "jaxnas.*", "experiments", "experiments.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.5",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "chex>=0.1.88",
+        "orbax-checkpoint>=0.11",
+        "ml_collections>=0.1.1",
+        "absl-py>=2.0",
+        "numpy>=1.26",
+        "tensorflow-datasets>=4.9.7",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.8",
+        "tensorboardX>=2.6",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+)
