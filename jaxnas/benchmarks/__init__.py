@@ -1,0 +1,21 @@
+"""Benchmarks: look up the published accuracy of an architecture."""
+
+from jaxnas.benchmarks.nb201 import (
+    ACCURACY_COLUMNS,
+    ArchNotFoundError,
+    NB201Result,
+    NB201Table,
+    column_name,
+    parse_arch_str,
+    unique_str,
+)
+
+__all__ = [
+    "ACCURACY_COLUMNS",
+    "ArchNotFoundError",
+    "NB201Result",
+    "NB201Table",
+    "column_name",
+    "parse_arch_str",
+    "unique_str",
+]
