@@ -1,0 +1,32 @@
+"""Defaults shared by the search configs: DARTS's optimizer settings and the run controls."""
+
+import ml_collections
+
+
+def search_defaults() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.dataset = "tfds:cifar10"
+    c.data_dir = ""  # tfds data dir; "" = the tfds default
+    c.train_portion = 0.5  # DARTS's split of the training set into train / val halves
+    c.augment = True  # pad-4 random crop + horizontal flip
+    c.cutout = 0
+    c.batch_size = 64
+    c.epochs = 50
+    c.max_steps = 0  # stop early after this many steps (0: run all epochs)
+    c.aux_weight = 0.4  # loss weight of a search-time auxiliary head, if the space has one
+
+    c.space = ml_collections.ConfigDict()
+    c.strategy = ml_collections.ConfigDict({"name": "darts"})
+
+    c.optim_w = ml_collections.ConfigDict(dict(
+        lr=0.025, lr_min=0.001, momentum=0.9, nesterov=False, weight_decay=3e-4, grad_clip=5.0))
+    c.optim_alpha = ml_collections.ConfigDict(dict(lr=3e-4, b1=0.5, b2=0.999, weight_decay=1e-3))
+
+    c.log_every = 50  # steps
+    c.checkpoint_every = 500  # steps
+    c.keep_checkpoints = 3
+    c.eigenvalue_every = 0  # steps between alpha-Hessian eigenvalue estimates (0: never)
+    c.eigenvalue_iters = 20
+    c.nb201_table = ""  # path of the NAS-Bench-201 CSV table, for NB201 lookups
+    return c

@@ -1,0 +1,28 @@
+"""Runs an architecture search.
+
+    python -m experiments.search --config=experiments/configs/quickstart.py --workdir=runs/q1 \
+        [--config.field=value ...]
+
+Re-running the same command on the same workdir resumes from its last checkpoint.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxnas.engine import search
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Search config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # jaxnas logs progress itself; this hushes orbax
+    search(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

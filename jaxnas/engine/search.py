@@ -1,0 +1,243 @@
+"""The search loop: one jitted step, data-parallel over every device, checkpointed and resumable.
+
+``search(config, workdir)`` runs a whole search from a config (see ``experiments/configs``) and
+writes to ``workdir``: ``checkpoints/``, ``metrics.jsonl``, TensorBoard events, and at the end
+``genotype.json``, drawings of the derived cell(s) and a plot of the architecture weights over the
+run. Re-running the same command resumes from the last complete checkpoint.
+"""
+
+import dataclasses
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas import hypergrad as hg
+from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, local_rows,
+                         replicated, search_split, to_global)
+from jaxnas.engine import config as config_lib
+from jaxnas.engine.checkpoints import Checkpoints
+from jaxnas.engine.log import logger
+from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
+from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+from jaxnas.spaces import get_space, init_variables, save_genotype
+from jaxnas.strategies import SearchProblem, SearchState, get_strategy
+
+
+@dataclasses.dataclass
+class SearchResult:
+    genotype: object
+    state: SearchState
+    steps: int
+    metrics: dict
+
+
+def validate(config) -> None:
+    """Clear errors for config values a search cannot run with."""
+    config_lib.require_positive(config, "batch_size", "epochs", "optim_w.lr", "optim_alpha.lr",
+                                "log_every", "checkpoint_every", "keep_checkpoints")
+    config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
+                                   "optim_w.momentum", "optim_w.grad_clip",
+                                   "optim_alpha.weight_decay", "cutout", "max_steps",
+                                   "eigenvalue_every")
+    if config.optim_w.lr_min > config.optim_w.lr:
+        raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
+                         f"config.optim_w.lr ({config.optim_w.lr}).")
+
+
+def search(config, workdir: str) -> SearchResult:
+    """Runs (or resumes) the search of ``config`` in ``workdir``."""
+    validate(config)
+    space = get_space(**config.space.to_dict())
+    strategy = get_strategy(**config.strategy.to_dict())
+    config_lib.claim_workdir(workdir, config)
+    dataset = load_dataset(config.dataset, config.data_dir or None)
+    mesh = data_mesh()
+    check_batch_size(config.batch_size, mesh)
+
+    train_idx, val_idx = search_split(len(dataset.x_train), config.train_portion, config.seed)
+    streams = {"train": BatchStream(train_idx, config.batch_size, config.seed),
+               "val": BatchStream(val_idx, config.batch_size, config.seed + 1)}
+    per_step = {"train": strategy.train_batches, "val": strategy.val_batches}
+    steps_per_epoch = streams["train"].steps_per_epoch // per_step["train"]
+    if steps_per_epoch == 0:
+        raise ValueError(f"One step needs {per_step['train']} train batches of "
+                         f"{config.batch_size}, but the train half has only {len(train_idx)} "
+                         "examples; lower the batch size.")
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    net = space.supernet(dataset.num_classes)
+    updates_per_epoch = steps_per_epoch * per_step["train"]
+    schedule = cosine_by_epoch(config.optim_w.lr, config.optim_w.lr_min, config.epochs,
+                               updates_per_epoch)
+    problem = SearchProblem(net, dataset.mean, dataset.std, config.augment, config.cutout,
+                            weight_optimizer(config.optim_w, schedule),
+                            arch_optimizer(config.optim_alpha), schedule, config.aux_weight)
+
+    state = init_state(config.seed, strategy, space, problem, dataset.image_shape)
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    restored = checkpoints.restore_latest(state)
+    if restored is not None:
+        state = restored
+        logger.info("Resumed from step %d of %s.", int(state.step), workdir)
+    state = jax.device_put(state, replicated(mesh))
+    start = int(state.step)
+
+    step_fn = make_step(strategy, problem, per_step, mesh)
+    writer = MetricsWriter(workdir, resume_step=start)
+    progress = Progress(total_steps, steps_per_epoch, start)
+    table = _nb201_table(config, space)
+    eigen_fn = make_eigenvalue(strategy, problem, config) if config.eigenvalue_every else None
+    position = {k: int(v) for k, v in state.data_position.items()}
+    metrics = {}
+    t0 = time.perf_counter()
+    try:
+        for step in range(start, total_steps):
+            batches = _batches(dataset, streams, position, per_step, config.batch_size, mesh)
+            state, metrics = step_fn(state, batches)
+            position = {k: position[k] + per_step[k] for k in position}
+            done = step + 1
+            if eigen_fn is not None and done % config.eigenvalue_every == 0:
+                metrics = {**metrics, "alpha_hessian_eigenvalue": eigen_fn(state, batches["val"])}
+            if done % config.log_every == 0 or done == total_steps:
+                _check_finite(state, checkpoints)
+                metrics = _log(writer, progress, strategy, space, table, state, metrics, done)
+            if done % config.checkpoint_every == 0 or done == total_steps:
+                _check_finite(state, checkpoints)
+                checkpoints.save(done, state)
+    finally:
+        checkpoints.close()
+        writer.close()
+    if start < total_steps:
+        logger.info("Search of %d steps took %s.", total_steps - start,
+                     format_duration(time.perf_counter() - t0))
+    genotype = finish(workdir, strategy, space, state, table, total_steps)
+    return SearchResult(genotype, state, total_steps,
+                        {k: float(v) for k, v in jax.device_get(metrics).items()})
+
+
+def init_state(seed: int, strategy, space, problem: SearchProblem, image_shape) -> SearchState:
+    """The search state at step 0 (weights drawn by ``init_variables``, alpha by the strategy)."""
+    key = jax.random.PRNGKey(seed)
+    k_net, k_alpha, k_run = jax.random.split(key, 3)
+    alpha = strategy.init_alpha(k_alpha, space.arch_shapes())
+    x = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
+    variables = init_variables(problem.net, k_net, x, strategy.arch_weights(alpha), train=False)
+    params = variables["params"]
+    return SearchState(
+        step=jnp.zeros((), jnp.int32), params=params,
+        batch_stats=variables.get("batch_stats", {}), alpha=alpha,
+        opt_w=problem.tx_w.init(params), opt_alpha=problem.tx_alpha.init(alpha), rng=k_run,
+        data_position={"train": jnp.zeros((), jnp.int32), "val": jnp.zeros((), jnp.int32)},
+        nonfinite_step=jnp.full((), -1, jnp.int32), extra=strategy.init_extra(alpha))
+
+
+def make_step(strategy, problem, per_step, mesh):
+    """The jitted search step: the strategy's step plus the engine's bookkeeping (data position,
+    the first non-finite step). Compiled once per run; the old state's buffers are donated."""
+
+    def step(state, batches):
+        new, metrics = strategy.step(state, batches, problem)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))
+        nonfinite = jnp.where((state.nonfinite_step < 0) & ~finite, state.step,
+                              state.nonfinite_step)
+        position = {k: v + per_step[k] for k, v in state.data_position.items()}
+        return new.replace(data_position=position, nonfinite_step=nonfinite), metrics
+
+    rep = replicated(mesh)
+    return jax.jit(step, out_shardings=(rep, rep), donate_argnums=0)
+
+
+def make_eigenvalue(strategy, problem, config):
+    """state, val batches -> the dominant eigenvalue of the alpha-Hessian of the val loss."""
+
+    @jax.jit
+    def eigenvalue(state, val):
+        loss = strategy.val_loss(state, jax.tree.map(lambda x: x[0], val), problem)
+        value, _, _ = hg.top_hessian_eigenvalue(lambda a: loss(a), state.alpha,
+                                                key=jax.random.fold_in(state.rng, state.step),
+                                                iters=config.eigenvalue_iters)
+        return value
+
+    return eigenvalue
+
+
+def _batches(dataset, streams, position, per_step, batch_size, mesh):
+    """The next global batches: {stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}."""
+    rows = local_rows(batch_size)
+    out = {}
+    for name, stream in streams.items():
+        idx = np.stack([stream.batch(position[name] + i)[rows] for i in range(per_step[name])])
+        out[name] = {"image": dataset.x_train[idx], "label": dataset.y_train[idx]}
+    return to_global(out, mesh, batch_axis=1)
+
+
+def _check_finite(state, checkpoints):
+    bad = int(state.nonfinite_step)
+    if bad >= 0:
+        last = checkpoints.latest_step()
+        kept = (f"The last good checkpoint (step {last}) is kept in {checkpoints.directory}."
+                if last is not None else "No checkpoint was written before it.")
+        raise FloatingPointError(
+            f"The loss became NaN or infinite at step {bad}. {kept} Lower the learning rates "
+            "(config.optim_w.lr, config.optim_alpha.lr) or check the data.")
+
+
+def _log(writer, progress, strategy, space, table, state, metrics, step):
+    metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    weights = jax.device_get(strategy.arch_weights(state.alpha))
+    genotype = space.derive(weights)
+    scalars = dict(metrics)
+    fields = {k: metrics[k] for k in ("train_loss", "train_accuracy", "val_loss",
+                                      "val_accuracy") if k in metrics}
+    if table is not None:
+        result = table.query(genotype)
+        scalars.update({"nb201/c10_test": result.c10_test_200,
+                        "nb201/c100_test": result.c100_test_200,
+                        "nb201/in16_test": result.in16_test_200})
+        fields["nb201 c10 test"] = result.c10_test_200
+    writer.write(step, scalars, arch_weights={k: np.asarray(v).tolist()
+                                              for k, v in weights.items()},
+                 genotype=str(genotype))
+    progress.line(step, fields)
+    return scalars
+
+
+def _nb201_table(config, space):
+    if not config.nb201_table:
+        return None
+    if space.name != "nb201":
+        raise ValueError(f"config.nb201_table is set, but the search space is {space.name!r}; "
+                         "the NAS-Bench-201 lookup needs the nb201 space.")
+    from jaxnas.benchmarks import NB201Table
+
+    return NB201Table.load(config.nb201_table)
+
+
+def finish(workdir, strategy, space, state, table, steps):
+    """Derives the genotype and writes ``genotype.json``, the cell drawing and the weight plot."""
+    from jaxnas import viz
+
+    weights = jax.device_get(strategy.arch_weights(state.alpha))
+    genotype = space.derive(weights)
+    extra = {"strategy": strategy.name, "step": steps,
+             "arch_weights": {k: np.asarray(v).tolist() for k, v in weights.items()}}
+    if table is not None:
+        result = table.query(genotype)
+        extra["nb201"] = dataclasses.asdict(result)
+        logger.info("NAS-Bench-201 of %s: CIFAR-10 test %.2f, CIFAR-100 test %.2f, "
+                     "ImageNet16-120 test %.2f.", genotype.arch_str, result.c10_test_200,
+                     result.c100_test_200, result.in16_test_200)
+    save_genotype(genotype, os.path.join(workdir, "genotype.json"), **extra)
+    viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
+    history = viz.load_arch_weight_history(os.path.join(workdir, "metrics.jsonl"))
+    if history:
+        viz.plot_arch_weights(history, os.path.join(workdir, "arch_weights.png"), space.ops)
+    logger.info("Derived genotype: %s (written to %s).", genotype,
+                 os.path.join(workdir, "genotype.json"))
+    print(f"genotype: {genotype}")
+    return genotype

@@ -1,0 +1,96 @@
+"""The NAS-Bench-201 search space: its supernet and the discrete networks of its genotypes.
+
+Skeleton (Dong & Yang, ICLR 2020): stem conv 3x3 + BN, three stages of ``N`` cells with ``C``,
+``2C`` and ``4C`` channels joined by residual reduction blocks, final BN + ReLU, global average
+pool, linear classifier. A cell has 4 nodes and 6 edges; node j sums its edges from nodes i < j.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxnas.spaces.cells import CellDAG, EdgeSpec
+from jaxnas.spaces.genotypes import NB201_EDGES, NB201Genotype
+from jaxnas.spaces.ops import NB201_OPS, ReLUConvBN, batch_norm, check_op_names, conv, torch_kernel_init
+
+
+class ResNetBlock(nn.Module):
+    """The reduction block between stages: ReLU-conv3x3(stride 2)-BN, ReLU-conv3x3-BN, plus a
+    2x2 average-pool + 1x1 conv shortcut. [B, H, W, C_in] -> [B, H/2, W/2, C_out]."""
+
+    C_out: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        y = ReLUConvBN(self.C_out, 3, 2, 1, name="conv_a")(x, train)
+        y = ReLUConvBN(self.C_out, 3, 1, 1, name="conv_b")(y, train)
+        shortcut = conv(self.C_out, 1, name="downsample")(nn.avg_pool(x, (2, 2), (2, 2)))
+        return shortcut + y
+
+
+class NB201Cell(nn.Module):
+    """A 4-node cell: node j sums its edges from nodes i < j; the output is node 3.
+
+    ``edges``: ``(src, dst, ops)`` triples (all six edges in a supernet; the non-``none``
+    genes of a genotype in a discrete network).
+    """
+
+    edges: tuple[EdgeSpec, ...]
+    C: int
+    affine: bool = False
+    mixed: bool = False
+
+    @nn.compact
+    def __call__(self, x, weights=None, train: bool = False):
+        """x: [B, H, W, C]; weights: [6, K] per-edge operation weights when mixed."""
+        dag = CellDAG(self.edges, 1, self.C, affine=self.affine, mixed=self.mixed, name="dag")
+        nodes = dag([x], weights, train)
+        return nodes.get(3, jnp.zeros_like(x))
+
+
+class NB201Network(nn.Module):
+    """The NB201 macro skeleton around cells of the given per-edge operations.
+
+    Call: ``net.apply(variables, x, arch_weights, train=...)`` with x [B, H, W, 3] and
+    ``arch_weights = {"cell": [6, K]}`` (None for a discrete network) -> logits [B, classes].
+    ``mixed``: supernet (mixed edges) or discrete network.
+    """
+
+    edges: tuple[EdgeSpec, ...]
+    C: int = 16
+    N: int = 5
+    num_classes: int = 10
+    affine: bool = False
+    mixed: bool = False
+
+    @nn.compact
+    def __call__(self, x, arch_weights=None, train: bool = False):
+        weights = None if arch_weights is None else arch_weights["cell"]
+        x = conv(self.C, 3, padding=1, name="stem_conv")(x)
+        x = batch_norm(train, True, name="stem_bn")(x)
+        for stage in range(3):
+            C = self.C * 2**stage
+            if stage:
+                x = ResNetBlock(C, name=f"reduction_{stage}")(x, train)
+            for i in range(self.N):
+                cell = NB201Cell(self.edges, C, self.affine, self.mixed,
+                                 name=f"stage{stage}_cell{i}")
+                x = cell(x, weights, train)
+        x = nn.relu(batch_norm(train, True, name="lastact_bn")(x))
+        x = jnp.mean(x, axis=(1, 2))
+        return nn.Dense(self.num_classes, kernel_init=torch_kernel_init, name="classifier")(x)
+
+
+def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10,
+                   ops: tuple[str, ...] = NB201_OPS, affine: bool = False) -> NB201Network:
+    """The NB201 supernet: every edge a mixed operation over ``ops``; weights [6, len(ops)]."""
+    check_op_names(ops)
+    edges = tuple((src, dst, tuple(ops)) for src, dst in NB201_EDGES)
+    return NB201Network(edges, C, N, num_classes, affine, mixed=True)
+
+
+def nb201_network(genotype: NB201Genotype, C: int = 16, N: int = 5, num_classes: int = 10,
+                  affine: bool = True) -> NB201Network:
+    """The discrete network of ``genotype``; ``none`` edges are removed."""
+    edges = tuple((src, dst, (op,)) for op, (src, dst) in zip(genotype.ops, NB201_EDGES)
+                  if op != "none")
+    return NB201Network(edges, C, N, num_classes, affine)

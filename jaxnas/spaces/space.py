@@ -1,0 +1,115 @@
+"""Search spaces as objects: a supernet, the shapes of its architecture weights, the derivation
+of a genotype from those weights, and the discrete network of a genotype.
+
+``get_space(name, **options)`` builds one from a config (``config.space``).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from jaxnas.spaces import darts, nb201
+from jaxnas.spaces.genotypes import (DARTS_EDGES, NB201_EDGES, DartsGenotype, NB201Genotype,
+                                     derive_darts_cell, derive_nb201)
+from jaxnas.spaces.ops import DARTS_OPS, NB201_OPS, check_op_names
+
+# Amended-DARTS's fixed-edge cell: node i reads from node i-1 and from the cell input c_{k-2}.
+FIXED_EDGES = ((1, 2), (0, 2), (2, 3), (0, 3), (3, 4), (0, 4), (4, 5), (0, 5))
+
+
+@dataclasses.dataclass(frozen=True)
+class NB201Space:
+    """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage."""
+
+    C: int = 16
+    N: int = 5
+    ops: tuple[str, ...] = NB201_OPS
+
+    name = "nb201"
+
+    def __post_init__(self):
+        _check_positive("space.C", self.C)
+        _check_positive("space.N", self.N)
+        check_op_names(self.ops)
+
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        return {"cell": (len(NB201_EDGES), len(self.ops))}
+
+    def supernet(self, num_classes: int):
+        return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops)
+
+    def derive(self, arch_weights: dict) -> NB201Genotype:
+        return derive_nb201(np.asarray(arch_weights["cell"]), self.ops)
+
+    def network(self, genotype: NB201Genotype, num_classes: int, **options):
+        return nb201.nb201_network(genotype, options.pop("C", self.C), options.pop("N", self.N),
+                                   num_classes, **options)
+
+
+@dataclasses.dataclass(frozen=True)
+class DartsSpace:
+    """The DARTS CNN space: ``layers`` cells, ``C`` initial channels; ``edges`` "all" (14 per
+    cell, two kept per node) or "fixed" (Amended-DARTS's 8 fixed edges, all kept)."""
+
+    C: int = 16
+    layers: int = 8
+    ops: tuple[str, ...] = DARTS_OPS
+    edges: str = "all"
+    auxiliary: bool = False
+
+    name = "darts"
+
+    def __post_init__(self):
+        _check_positive("space.C", self.C)
+        if self.layers < 3:
+            raise ValueError(f"space.layers must be >= 3 (reduction cells sit at 1/3 and 2/3 of "
+                             f"the depth), got {self.layers}.")
+        if self.edges not in ("all", "fixed"):
+            raise ValueError(f"space.edges must be 'all' or 'fixed', got {self.edges!r}.")
+        check_op_names(self.ops)
+
+    @property
+    def edge_list(self) -> tuple[tuple[int, int], ...]:
+        return DARTS_EDGES if self.edges == "all" else FIXED_EDGES
+
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        shape = (len(self.edge_list), len(self.ops))
+        return {"normal": shape, "reduce": shape}
+
+    def supernet(self, num_classes: int):
+        return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
+                                    self.auxiliary)
+
+    def derive(self, arch_weights: dict) -> DartsGenotype:
+        keep = 2 if self.edges == "all" else None
+        cells = {kind: derive_darts_cell(np.asarray(arch_weights[kind]), self.ops,
+                                         self.edge_list, keep)
+                 for kind in ("normal", "reduce")}
+        concat = (2, 3, 4, 5)
+        return DartsGenotype(cells["normal"], concat, cells["reduce"], concat)
+
+    def network(self, genotype: DartsGenotype, num_classes: int, **options):
+        return darts.darts_network(genotype, options.pop("C", self.C),
+                                   options.pop("layers", self.layers), num_classes, **options)
+
+
+SPACES = {"nb201": NB201Space, "darts": DartsSpace}
+
+
+def get_space(name: str, **options):
+    """The search space ``name`` ("nb201" or "darts") with the given options."""
+    if name not in SPACES:
+        raise ValueError(f"Unknown search space {name!r}; known spaces: {', '.join(SPACES)}.")
+    fields = {f.name for f in dataclasses.fields(SPACES[name])}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"Unknown option(s) {unknown} for the {name} space; its options are "
+                         f"{sorted(fields)}.")
+    if "ops" in options:
+        options["ops"] = tuple(options["ops"])
+    return SPACES[name](**options)
+
+
+def _check_positive(name, value):
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")

@@ -1,0 +1,74 @@
+"""The search problem a strategy works on: a supernet, its data preprocessing, the weight and
+architecture optimizers, and the shared pieces every strategy uses (the loss, one weight step).
+
+It is static (built once per run by the engine) and holds no state; everything that changes lives
+in the ``SearchState``.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxnas.data.augment import preprocess
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchProblem:
+    """Attributes:
+      net: the supernet, ``net.apply(variables, x, arch_weights, train=...)``.
+      mean, std: per-channel normalization; augment, cutout: training augmentation.
+      tx_w, tx_alpha: optax optimizers of the weights and the architecture parameters.
+      w_lr: the weight learning rate as a function of the number of weight updates so far.
+      aux_weight: weight of the auxiliary head's loss when the supernet has one.
+    """
+
+    net: nn.Module
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool
+    cutout: int
+    tx_w: optax.GradientTransformation
+    tx_alpha: optax.GradientTransformation
+    w_lr: Callable[[Any], Any]
+    aux_weight: float = 0.4
+
+    def images(self, key, images):
+        """uint8 [..., B, H, W, C] -> float32, augmented when configured (one key per batch)."""
+        if images.ndim == 5:
+            keys = jax.random.split(key, images.shape[0])
+            return jax.vmap(self.images)(keys, images)
+        return preprocess(key, images, self.mean, self.std, augment=self.augment,
+                          cutout=self.cutout)
+
+    def loss(self, params, batch_stats, arch_weights, x, y):
+        """Cross-entropy of the supernet in training mode on float images x [B, H, W, C] and
+        int labels y [B]. Returns ``(loss, (new_batch_stats, accuracy))``."""
+        out, updates = self.net.apply({"params": params, "batch_stats": batch_stats}, x,
+                                      arch_weights, train=True, mutable=["batch_stats"])
+        logits, aux_logits = out if isinstance(out, tuple) else (out, None)
+        loss = cross_entropy(logits, y)
+        if aux_logits is not None:
+            loss = loss + self.aux_weight * cross_entropy(aux_logits, y)
+        return loss, (updates["batch_stats"], accuracy(logits, y))
+
+    def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y):
+        """One optimizer step of the weights on a batch; the architecture weights are constants.
+        Returns ``(params, batch_stats, opt_w, loss, accuracy)``."""
+        grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+        (loss, (batch_stats, acc)), grads = grad_fn(params, batch_stats,
+                                                    jax.lax.stop_gradient(arch_weights), x, y)
+        updates, opt_w = self.tx_w.update(grads, opt_w, params)
+        return optax.apply_updates(params, updates), batch_stats, opt_w, loss, acc
+
+
+def cross_entropy(logits, labels):
+    """Mean softmax cross-entropy; logits [B, K], labels int [B]."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def accuracy(logits, labels):
+    return jnp.mean(jnp.argmax(logits, -1) == labels)

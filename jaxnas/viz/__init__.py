@@ -1,0 +1,19 @@
+"""Figures of a search: derived cells, architecture weights over the search, training curves.
+
+Every figure is drawn on its own Agg canvas (pyplot and its global state are never touched),
+written atomically, and colours each operation as ``OP_COLORS`` says.
+"""
+
+from jaxnas.viz.cells import OP_COLORS, DrawnEdge, draw_cell, op_color, save_genotype_figure
+from jaxnas.viz.curves import load_arch_weight_history, plot_arch_weights, plot_training_curves
+
+__all__ = [
+    "OP_COLORS",
+    "DrawnEdge",
+    "draw_cell",
+    "load_arch_weight_history",
+    "op_color",
+    "plot_arch_weights",
+    "plot_training_curves",
+    "save_genotype_figure",
+]

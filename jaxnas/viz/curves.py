@@ -1,0 +1,228 @@
+"""Curves of a run: its architecture weights over the search, and its training metrics.
+
+Both read the run's ``metrics.jsonl``: one JSON object per logged step, always with ``"step"``.
+Records that share a step are merged (a later value wins: a resumed run logs again the steps after
+its last checkpoint); records without a step are skipped, and so is a last line cut short by a
+killed run.
+"""
+
+import json
+import math
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from jaxnas.spaces.genotypes import DARTS_EDGES, NB201_EDGES
+from jaxnas.viz.cells import new_figure, node_label, op_color, save_figure
+
+ArchWeightHistory = list[tuple[int, dict[str, np.ndarray]]]
+
+_MARKED = 40  # series with at most this many points are drawn with markers
+_LEGEND_COLUMNS = 5
+
+
+def _read_records(path: str | os.PathLike) -> list[dict]:
+    """The records of a ``metrics.jsonl`` file, merged by step, in step order."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No metrics file {path!r}; a run writes metrics.jsonl into its "
+                                f"workdir, check the path.")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    by_step = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if number == len(lines):  # no newline after it: a write cut short
+                continue
+            raise ValueError(f"Line {number} of {path!r} is not JSON ({e}): {line[:80]!r}; fix or "
+                             f"remove it.") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"Line {number} of {path!r} is not a JSON object: {line[:80]!r}; "
+                             f"fix or remove it.")
+        if "step" in record:
+            by_step.setdefault(int(record["step"]), {}).update(record)
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def load_arch_weight_history(metrics_jsonl_path: str | os.PathLike) -> ArchWeightHistory:
+    """``[(step, {key: weights [E, K]}), ...]`` from the records of a ``metrics.jsonl`` that hold
+    ``"arch_weights": {key: [[...], ...]}``, in step order; ``[]`` when none does."""
+    history = []
+    for record in _read_records(metrics_jsonl_path):
+        if "arch_weights" not in record:
+            continue
+        weights = {}
+        for key, value in record["arch_weights"].items():
+            weights[key] = np.asarray(value, dtype=float)
+            if weights[key].ndim != 2:
+                raise ValueError(
+                    f"arch_weights[{key!r}] at step {record['step']} of "
+                    f"{os.fspath(metrics_jsonl_path)!r} has shape {weights[key].shape}; expected "
+                    f"[edges, ops].")
+        history.append((int(record["step"]), weights))
+    return history
+
+
+def _edge_names(key: str, num_edges: int) -> list[str]:
+    """Names of the edges of a known cell: NB201 ("cell", 6 edges) or DARTS ("normal"/"reduce",
+    14 edges); ``edge i`` otherwise."""
+    if key == "cell" and num_edges == len(NB201_EDGES):
+        space, edges = "nb201", NB201_EDGES
+    elif key in ("normal", "reduce") and num_edges == len(DARTS_EDGES):
+        space, edges = "darts", DARTS_EDGES
+    else:
+        return [f"edge {i}" for i in range(num_edges)]
+    return [f"{node_label(space, src)} → {node_label(space, dst)}" for src, dst in edges]
+
+
+def _keyed_path(path: str, key: str) -> str:
+    stem, ext = os.path.splitext(path)
+    return f"{stem}_{key}{ext}"
+
+
+def plot_arch_weights(history: Sequence[tuple[int, Mapping[str, np.ndarray]]],
+                      path: str | os.PathLike, ops: Sequence[str],
+                      edge_names: Sequence[str] | None = None,
+                      title: str | None = None) -> list[str]:
+    """Plots architecture weights over a search: one subplot per edge, one line per op.
+
+    ``history``: ``[(step, {key: weights [E, K]}), ...]`` with keys such as "cell", "normal",
+    "reduce" and weights after the strategy's activation (in [0, 1]); ``ops``: the K operation
+    names; ``edge_names``: E subplot titles (default: the edges of the NB201 or DARTS cell when E
+    matches, else ``edge i``). Writes one figure per key: ``path`` itself for a single key, else
+    ``path`` with ``_key`` before the extension. Returns the paths written.
+    """
+    path = os.fspath(path)
+    if not history:
+        raise ValueError("The architecture weight history is empty: nothing to plot. Log "
+                         "'arch_weights' in metrics.jsonl (see load_arch_weight_history).")
+    history = sorted(history, key=lambda entry: entry[0])
+    keys = list(history[0][1])
+    steps = np.array([step for step, _ in history])
+    written = []
+    for key in keys:
+        try:
+            series = np.stack([np.asarray(weights[key], dtype=float) for _, weights in history])
+        except KeyError:
+            raise ValueError(
+                f"Every history entry needs the keys {keys}; one lacks {key!r}.") from None
+        except ValueError as e:
+            raise ValueError(f"The {key!r} weights change shape during the history: {e}.") from None
+        if series.ndim != 3 or series.shape[2] != len(ops):
+            raise ValueError(f"The {key!r} weights have shape {series.shape[1:]}; expected "
+                             f"[edges, {len(ops)}] to match the {len(ops)} ops {tuple(ops)}.")
+        finite = series[np.isfinite(series)]
+        if finite.size and (finite.min() < -1e-6 or finite.max() > 1 + 1e-6):
+            raise ValueError(
+                f"The {key!r} weights range over [{finite.min():.3g}, {finite.max():.3g}]; plot "
+                f"the weights after the strategy's activation (e.g. softmax), which lie in [0, 1].")
+        names = list(edge_names) if edge_names is not None else _edge_names(key, series.shape[1])
+        if len(names) != series.shape[1]:
+            raise ValueError(f"Got {len(names)} edge names for the {series.shape[1]} edges of "
+                             f"{key!r}.")
+        heading = title or "architecture weights"
+        if len(keys) > 1 or title is None:
+            heading = f"{heading} ({key})"
+        out = path if len(keys) == 1 else _keyed_path(path, key)
+        _plot_weight_grid(steps, series, ops, names, heading, out)
+        written.append(out)
+    return written
+
+
+def _plot_weight_grid(steps, series, ops, names, heading, path):
+    """series: [T, E, K] weights at ``steps`` [T]. A fixed layout in inches (constrained layout
+    costs a second per figure of this many subplots)."""
+    num_edges = series.shape[1]
+    cols = math.ceil(math.sqrt(num_edges))
+    rows = math.ceil(num_edges / cols)
+    legend_rows = math.ceil(len(ops) / _LEGEND_COLUMNS)
+    left, right, top, bottom = 0.65, 0.15, 0.6, 0.55 + 0.25 * legend_rows
+    width, height = left + right + 2.5 * cols, top + bottom + 2.0 * rows
+    marker = "." if len(steps) <= _MARKED else None
+    with new_figure(figsize=(width, height)) as fig:
+        fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
+                            bottom=bottom / height, wspace=0.1, hspace=0.4)
+        axes = []
+        for e in range(num_edges):
+            ax = fig.add_subplot(rows, cols, e + 1, sharex=axes[0] if axes else None,
+                                 sharey=axes[0] if axes else None)
+            for k, op in enumerate(ops):
+                ax.plot(steps, series[:, e, k], color=op_color(op), lw=1.6, marker=marker,
+                        ms=4, ls="--" if op == "none" else "-", label=op)
+            ax.set_title(names[e], fontsize=10)
+            ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+            last_row, first_col = e + cols >= num_edges, e % cols == 0
+            ax.tick_params(labelsize=8, labelbottom=last_row, labelleft=first_col)
+            if last_row:
+                ax.set_xlabel("step", fontsize=9)
+            if first_col:
+                ax.set_ylabel("weight", fontsize=9)
+            axes.append(ax)
+        fig.suptitle(heading, fontsize=12, fontweight="bold", y=1 - 0.12 / height, va="top")
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center",
+                   ncols=min(len(ops), _LEGEND_COLUMNS), fontsize=9, frameon=False)
+        save_figure(fig, path)
+
+
+def _group(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Panels: the losses together, the accuracies together, every other metric alone."""
+    losses = [m for m in metrics if "loss" in m.lower()]
+    accuracies = [m for m in metrics if "acc" in m.lower() and m not in losses]
+    panels = [("loss", losses), ("accuracy", accuracies)]
+    panels += [(m, [m]) for m in metrics if m not in losses + accuracies]
+    return [(name, members) for name, members in panels if members]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def plot_training_curves(metrics_jsonl_path: str | os.PathLike, path: str | os.PathLike,
+                         keys: Sequence[str] | None = None) -> str:
+    """Plots a run's numeric metrics against the step, from its ``metrics.jsonl``.
+
+    One subplot for the losses (every metric named ``*loss*``), one for the accuracies
+    (``*acc*``), one for each other metric (``lr``...). ``keys`` picks the metrics (default: every
+    numeric one). Records lacking a metric leave a gap; non-numeric fields are ignored. Returns
+    ``path``.
+    """
+    source = os.fspath(metrics_jsonl_path)
+    records = _read_records(source)
+    available = list(dict.fromkeys(k for r in records for k, v in r.items()
+                                   if k != "step" and _is_number(v)))
+    if not available:
+        raise ValueError(f"{source!r} holds no numeric metric besides 'step' ({len(records)} "
+                         f"records with a step); nothing to plot.")
+    if keys is not None:
+        unknown = [k for k in keys if k not in available]
+        if unknown:
+            raise ValueError(f"No numeric metric {unknown} in {source!r}; it has {available}.")
+    panels = _group(available if keys is None else list(keys))
+    cols = 1 if len(panels) <= 3 else 2
+    rows = math.ceil(len(panels) / cols)
+    run = os.path.basename(os.path.dirname(os.path.abspath(source)))
+    with new_figure(figsize=(6.0 * cols, 2.6 * rows + 0.5), layout="constrained") as fig:
+        axes = []
+        for i, (name, members) in enumerate(panels):
+            ax = fig.add_subplot(rows, cols, i + 1, sharex=axes[0] if axes else None)
+            for metric in members:
+                points = [(r["step"], r[metric]) for r in records if _is_number(r.get(metric))]
+                steps, values = zip(*points)
+                ax.plot(steps, values, lw=1.5, label=metric,
+                        marker="." if len(points) <= _MARKED else None)
+            ax.set_title(name if len(members) > 1 else members[0], fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+            if i + cols >= len(panels):
+                ax.set_xlabel("step", fontsize=9)
+            if len(members) > 1:
+                ax.legend(fontsize=8)
+            axes.append(ax)
+        fig.suptitle(f"training curves: {run}", fontsize=12, fontweight="bold")
+        return save_figure(fig, path)

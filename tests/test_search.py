@@ -1,0 +1,210 @@
+"""The search engine end to end: workdir, resume, corrupt checkpoints, compile-once, data
+parallelism, non-finite losses and config errors. Tiny NB201 supernet on the 8x8 digits."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.engine import search
+from jaxnas.engine.search import init_state, make_eigenvalue, make_step
+from jaxnas import hypergrad as hg
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _flat(tree):
+    return flax.traverse_util.flatten_dict(jax.device_get(tree), sep="/")
+
+
+def test_search_writes_the_workdir(tmp_path, tiny_config):
+    workdir = str(tmp_path / "run")
+    result = search(tiny_config(), workdir)
+    steps = result.steps
+    assert steps == 2 * (718 // 16)  # 2 epochs over the train half of the 1,437 digits
+    assert int(result.state.step) == steps
+    files = set(os.listdir(workdir))
+    assert {"config.json", "checkpoints", "metrics.jsonl", "genotype.json", "genotype.png",
+            "genotype.svg", "arch_weights.png"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    assert str(steps) in os.listdir(os.path.join(workdir, "checkpoints"))
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["step"] for r in records] == list(range(5, steps, 5)) + [steps]
+    assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_accuracy"] <= 1 for r in records)
+    assert np.array(records[-1]["arch_weights"]["cell"]).shape == (6, 5)
+    # The genotype is the argmax of the final softmax(alpha), with its arch string.
+    genotype = json.load(open(os.path.join(workdir, "genotype.json")))
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    expected = [ops[i] for i in np.argmax(np.asarray(result.state.alpha["cell"]), axis=-1)]
+    assert genotype["ops"] == expected and genotype["arch_str"] == str(result.genotype)
+    # Training did something: the last train loss is well below log(10).
+    assert records[-1]["train_loss"] < 0.8 * np.log(10)
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, tiny_config, caplog):
+    config = tiny_config(epochs=1)
+    full = search(config, str(tmp_path / "full"))
+    part = str(tmp_path / "part")
+    search(tiny_config(epochs=1, max_steps=13), part)  # checkpoints at 5, 10 and 13
+    assert sorted(int(s) for s in os.listdir(os.path.join(part, "checkpoints"))) == [5, 10, 13]
+    # Corrupt the newest checkpoint: the resume must skip it, keep it aside, and use step 10.
+    newest = os.path.join(part, "checkpoints", "13")
+    for root, _, names in os.walk(newest):
+        for name in names:
+            if name != "_CHECKPOINT_METADATA" and name != "commit_success.txt":
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+    with caplog.at_level("WARNING", logger="jaxnas"):
+        resumed = search(config, part)
+    assert "Checkpoint 13" in caplog.text and "cannot be restored" in caplog.text
+    corrupt = os.listdir(os.path.join(part, "checkpoints_corrupt"))
+    assert len(corrupt) == 1 and corrupt[0].startswith("13-")
+    assert int(resumed.state.step) == int(full.state.step)
+    for name in ("alpha", "params", "batch_stats"):
+        a, b = _flat(getattr(full.state, name)), _flat(getattr(resumed.state, name))
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}/{key}")
+    # metrics.jsonl holds each logged step once.
+    steps = [json.loads(l)["step"] for l in open(os.path.join(part, "metrics.jsonl"))]
+    assert steps == sorted(set(steps))
+
+
+def test_a_finished_run_rerun_changes_nothing(tmp_path, tiny_config):
+    workdir = str(tmp_path / "run")
+    first = search(tiny_config(epochs=1), workdir)
+    again = search(tiny_config(epochs=1), workdir)
+    np.testing.assert_array_equal(first.state.alpha["cell"], again.state.alpha["cell"])
+
+
+def test_the_step_compiles_once(tiny_config):
+    from jaxnas.data import data_mesh, replicated
+    from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+    from jaxnas.spaces import get_space
+    from jaxnas.strategies import SearchProblem, get_strategy
+
+    config = tiny_config()
+    space = get_space(**config.space.to_dict())
+    strategy = get_strategy("darts")
+    traces = []
+    original = strategy.step
+    object.__setattr__(strategy, "step", lambda *a: (traces.append(1), original(*a))[1])
+    schedule = cosine_by_epoch(0.025, 0.001, 2, 10)
+    problem = SearchProblem(space.supernet(10), (0.3,), (0.4,), False, 0,
+                            weight_optimizer(config.optim_w, schedule),
+                            arch_optimizer(config.optim_alpha), schedule)
+    mesh = data_mesh()
+    state = jax.device_put(init_state(0, strategy, space, problem, (8, 8, 1)), replicated(mesh))
+    step = make_step(strategy, problem, {"train": 1, "val": 1}, mesh)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        batch = {"image": rng.integers(0, 255, (1, 16, 8, 8, 1), dtype=np.uint8),
+                 "label": rng.integers(0, 10, (1, 16)).astype(np.int32)}
+        state, metrics = step(state, {"train": batch, "val": batch})
+    assert len(traces) == 1
+    assert int(state.step) == 3 and int(state.data_position["train"]) == 3
+
+
+def test_alpha_hessian_eigenvalue_matches_the_dense_hessian(tiny_config):
+    from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+    from jaxnas.spaces import get_space
+    from jaxnas.strategies import SearchProblem, get_strategy
+
+    config = tiny_config(eigenvalue_iters=40)
+    space = get_space(**config.space.to_dict())
+    strategy = get_strategy("darts")
+    schedule = cosine_by_epoch(0.025, 0.001, 2, 10)
+    problem = SearchProblem(space.supernet(10), (0.3,), (0.4,), False, 0,
+                            weight_optimizer(config.optim_w, schedule),
+                            arch_optimizer(config.optim_alpha), schedule)
+    state = init_state(0, strategy, space, problem, (8, 8, 1))
+    rng = np.random.default_rng(1)
+    val = {"image": jnp.asarray(rng.integers(0, 255, (1, 16, 8, 8, 1), dtype=np.uint8)),
+           "label": jnp.asarray(rng.integers(0, 10, (1, 16)).astype(np.int32))}
+    value = float(make_eigenvalue(strategy, problem, config)(state, val))
+    # The dense 30 x 30 alpha-Hessian, column by column.
+    loss = strategy.val_loss(state, jax.tree.map(lambda x: x[0], val), problem)
+    flat_loss = lambda a: loss({"cell": a.reshape(6, 5)})
+    column = jax.jit(lambda v: hg.hvp(flat_loss, state.alpha["cell"].ravel(), v))
+    dense = np.stack([np.asarray(column(e)) for e in np.eye(30, dtype=np.float32)])
+    eigenvalues = np.linalg.eigvalsh((dense + dense.T) / 2)
+    dominant = eigenvalues[np.argmax(np.abs(eigenvalues))]
+    np.testing.assert_allclose(value, dominant, rtol=1e-2)
+
+
+_PARALLEL_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, jax
+    sys.path.insert(0, {repo!r})
+    from experiments.configs import quickstart
+    from jaxnas.engine import search
+    assert len(jax.devices()) == {devices}, jax.devices()
+    c = quickstart.get_config()
+    c.batch_size, c.epochs, c.max_steps, c.log_every, c.checkpoint_every = 16, 1, 6, 3, 3
+    c.augment = True
+    result = search(c, {workdir!r})
+    flat = {{"alpha": np.asarray(result.state.alpha["cell"])}}
+    flat.update({{"/".join(k): np.asarray(v) for k, v in
+                 jax.tree_util.tree_flatten_with_path(result.state.params)[0]
+                 and [(tuple(str(p) for p in path), leaf) for path, leaf in
+                      jax.tree_util.tree_flatten_with_path(result.state.params)[0]]}})
+    np.savez({out!r}, **flat)
+""")
+
+
+def _run_on_devices(devices, tmp_path):
+    out = str(tmp_path / f"out{devices}.npz")
+    script = _PARALLEL_SCRIPT.format(repo=REPO, devices=devices,
+                                     workdir=str(tmp_path / f"run{devices}"), out=out)
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+           + f" --xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(np.load(out))
+
+
+def test_four_devices_compute_the_single_device_step(tmp_path):
+    one, four = _run_on_devices(1, tmp_path), _run_on_devices(4, tmp_path)
+    assert one.keys() == four.keys() and len(one) > 10
+    for key in one:
+        np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_a_nonfinite_loss_stops_the_run_and_keeps_the_good_checkpoints(tmp_path, tiny_config):
+    workdir = str(tmp_path / "run")
+    search(tiny_config(max_steps=5), workdir)  # a good checkpoint at step 5
+    # Same run continued with an absurd learning rate from step 5 on would be a different
+    # config; a new run with it diverges, and must stop without saving a bad checkpoint.
+    bad = str(tmp_path / "bad")
+    with pytest.raises(FloatingPointError, match=r"NaN or infinite at step \d+"):
+        search(tiny_config(**{"optim_w.lr": 1e30, "optim_w.grad_clip": 0.0,
+                              "optim_w.lr_min": 0.0}), bad)
+    saved = os.listdir(os.path.join(bad, "checkpoints"))
+    assert saved == [], saved  # the first check (step 5) already saw the non-finite loss
+
+
+def test_a_workdir_with_another_config_is_refused(tmp_path, tiny_config):
+    workdir = str(tmp_path / "run")
+    search(tiny_config(max_steps=2), workdir)
+    with pytest.raises(ValueError, match=r"different config \(seed: 0 -> 1\)"):
+        search(tiny_config(max_steps=2, seed=1), workdir)
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"optim_w.lr": -0.1}, "config.optim_w.lr must be a positive number"),
+    ({"batch_size": 0}, "config.batch_size must be a positive number"),
+    ({"optim_w.lr_min": 1.0}, "exceeds"),
+    ({"space.name": "nasnet"}, "Unknown search space 'nasnet'"),
+    ({"strategy.name": "enas"}, "Unknown strategy 'enas'"),
+    ({"dataset": "imagenet"}, "Unknown dataset 'imagenet'"),
+    ({"batch_size": 4096}, "exceeds"),
+])
+def test_config_errors_are_clear(tmp_path, tiny_config, override, match):
+    with pytest.raises(ValueError, match=match):
+        search(tiny_config(**override), str(tmp_path / "run"))

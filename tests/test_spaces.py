@@ -1,0 +1,187 @@
+"""Search spaces: operations, supernets against discrete networks, initialization, spaces."""
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.spaces import (DARTS_OPS, NB201_OPS, DartsGenotype, NB201Genotype, darts_network,
+                           darts_supernet, get_space, inherit_variables, init_variables,
+                           nb201_network, nb201_supernet)
+from jaxnas.spaces.ops import make_op, torch_kernel_bound
+
+
+def _images(shape, seed=0):
+    return jax.random.normal(jax.random.PRNGKey(seed), shape)
+
+
+@pytest.mark.parametrize("name", sorted(set(NB201_OPS + DARTS_OPS) | {"conv_3x1_1x3",
+                                                                       "sep_conv_7x7"}))
+@pytest.mark.parametrize("stride", [1, 2])
+def test_operation_shapes(name, stride):
+    x = _images((2, 8, 8, 4))
+    op = make_op(name, 4, stride, affine=True)
+    out, _ = op.init_with_output(jax.random.PRNGKey(0), x, train=True)
+    assert out.shape == (2, 8 // stride, 8 // stride, 4)
+    if name == "none":
+        assert not np.any(out)
+    if name == "skip_connect" and stride == 1:
+        np.testing.assert_array_equal(out, x)
+
+
+def test_unknown_operation_is_named():
+    with pytest.raises(ValueError, match="'conv_9x9'"):
+        make_op("conv_9x9", 4, 1, True)
+
+
+def test_pool_excludes_padding_from_averages():
+    # A constant image stays constant under avg pooling only if the zero padding is not counted.
+    x = jnp.ones((1, 4, 4, 1))
+    out, _ = make_op("avg_pool_3x3", 1, 1, True).init_with_output(jax.random.PRNGKey(0), x)
+    np.testing.assert_allclose(out, 1.0, rtol=1e-6)
+
+
+def _one_hot(ops, chosen):
+    """[len(chosen), len(ops)] one-hot rows for the chosen operation names."""
+    return jnp.asarray([[float(op == c) for op in ops] for c in chosen])
+
+
+NB201_GENOTYPE = NB201Genotype.from_arch_str(
+    "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_nb201_supernet_with_one_hot_weights_is_the_discrete_network(train):
+    x = _images((4, 8, 8, 3))
+    supernet = nb201_supernet(C=4, N=2, num_classes=5)
+    weights = {"cell": _one_hot(NB201_OPS, NB201_GENOTYPE.ops)}
+    variables = init_variables(supernet, jax.random.PRNGKey(1), x, weights)
+    # Non-trivial running statistics, so that eval mode depends on them.
+    _, updates = supernet.apply(variables, x, weights, train=True, mutable=["batch_stats"])
+    variables = {**variables, **updates}
+    network = nb201_network(NB201_GENOTYPE, C=4, N=2, num_classes=5, affine=False)
+    inherited = inherit_variables(variables, network, x)
+    mutable = ["batch_stats"] if train else False
+    out_super = supernet.apply(variables, x, weights, train=train, mutable=mutable)
+    out_net = network.apply(inherited, x, train=train, mutable=mutable)
+    if train:
+        out_super, out_net = out_super[0], out_net[0]
+    np.testing.assert_allclose(out_super, out_net, rtol=1e-5, atol=1e-5)
+    # And a different architecture gives a different function (the test can fail).
+    other = {"cell": _one_hot(NB201_OPS, ("skip_connect",) * 6)}
+    assert not np.allclose(supernet.apply(variables, x, other), out_super, atol=1e-3)
+
+
+DARTS_GENOTYPE = DartsGenotype(
+    normal=(("sep_conv_3x3", 0), ("dil_conv_5x5", 1), ("skip_connect", 0), ("max_pool_3x3", 2),
+            ("sep_conv_5x5", 1), ("avg_pool_3x3", 3), ("skip_connect", 2), ("dil_conv_3x3", 4)),
+    normal_concat=(2, 3, 4, 5),
+    reduce=(("max_pool_3x3", 0), ("sep_conv_3x3", 1), ("avg_pool_3x3", 0), ("skip_connect", 2),
+            ("skip_connect", 0), ("dil_conv_3x3", 1), ("max_pool_3x3", 3), ("sep_conv_5x5", 4)),
+    reduce_concat=(2, 3, 4, 5))
+
+
+def _darts_one_hot(genotype, cell):
+    """[14, 8] weights: the genotype's op on its edges, ``none`` on the others."""
+    chosen = {(src, dst): op for op, src, dst in genotype.edges(cell)}
+    rows = [chosen.get((src, dst), "none") for dst in range(2, 6) for src in range(dst)]
+    return _one_hot(DARTS_OPS, rows)
+
+
+def test_darts_supernet_with_one_hot_weights_is_the_discrete_network():
+    x = _images((2, 16, 16, 3))
+    supernet = darts_supernet(C=4, layers=3, num_classes=5)
+    weights = {c: _darts_one_hot(DARTS_GENOTYPE, c) for c in ("normal", "reduce")}
+    variables = init_variables(supernet, jax.random.PRNGKey(2), x, weights)
+    network = darts_network(DARTS_GENOTYPE, C=4, layers=3, num_classes=5, affine=False,
+                            pool_bn=True)
+    inherited = inherit_variables(variables, network, x)
+    out_super, _ = supernet.apply(variables, x, weights, train=True, mutable=["batch_stats"])
+    out_net, _ = network.apply(inherited, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(out_super, out_net, rtol=1e-5, atol=1e-5)
+    # The derivation recovers the genotype from its own one-hot weights (equal weights keep the
+    # edge order, so the genes of a node are listed by input).
+    assert get_space("darts", C=4, layers=3).derive(weights) == DARTS_GENOTYPE
+
+
+def test_inherit_rejects_a_network_of_another_width():
+    x = _images((2, 8, 8, 3))
+    supernet = nb201_supernet(C=4, N=1, num_classes=5)
+    weights = {"cell": jnp.full((6, 5), 0.2)}
+    variables = init_variables(supernet, jax.random.PRNGKey(0), x, weights)
+    with pytest.raises(ValueError, match="width"):
+        inherit_variables(variables, nb201_network(NB201_GENOTYPE, C=8, N=1, num_classes=5,
+                                                   affine=False), x)
+
+
+def test_init_variables_draws_what_net_init_draws():
+    x = _images((2, 8, 8, 3))
+    net = nb201_supernet(C=8, N=1, num_classes=10)
+    weights = {"cell": jnp.full((6, 5), 0.2)}
+    fast = flax.traverse_util.flatten_dict(init_variables(net, jax.random.PRNGKey(0), x, weights))
+    slow = flax.traverse_util.flatten_dict(net.init(jax.random.PRNGKey(0), x, weights))
+    assert fast.keys() == slow.keys()
+    for path, value in slow.items():
+        assert fast[path].shape == value.shape and fast[path].dtype == value.dtype
+        if path[-1] == "kernel":
+            bound = torch_kernel_bound(value.shape)
+            assert np.max(np.abs(fast[path])) <= bound
+            if value.size >= 500:  # U(-b, b) has standard deviation b / sqrt(3)
+                assert abs(np.std(fast[path]) - bound / np.sqrt(3)) < 0.1 * bound
+        else:
+            np.testing.assert_array_equal(fast[path], value)
+    kernels = [v for p, v in fast.items() if p[-1] == "kernel"]
+    assert len({np.asarray(k).tobytes() for k in kernels}) == len(kernels)  # all distinct
+
+
+def test_nb201_parameter_count_matches_the_closed_form():
+    # Discrete NB201 network, all nor_conv_3x3, C=16, N=5, 10 classes, affine BN (by hand):
+    # stem 3*3*3*16 + 2*16; per stage s with c = 16*2^s: 5 cells x 6 edges x (9c^2 + 2c);
+    # reduction blocks into c: 9*(c/2)*c + 2c + 9c^2 + 2c + (c/2)*c; last BN 2*64; dense 64*10+10.
+    genotype = NB201Genotype(("nor_conv_3x3",) * 6)
+    net = nb201_network(genotype, C=16, N=5, num_classes=10)
+    shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
+    count = sum(x.size for x in jax.tree.leaves(shapes["params"]))
+    expected = 3 * 3 * 3 * 16 + 2 * 16
+    for c in (16, 32, 64):
+        expected += 5 * 6 * (9 * c * c + 2 * c)
+    for c in (32, 64):
+        expected += 9 * (c // 2) * c + 2 * c + 9 * c * c + 2 * c + (c // 2) * c
+    expected += 2 * 64 + 64 * 10 + 10
+    assert count == expected
+
+
+def test_darts_supernet_shapes_and_auxiliary_head():
+    x = _images((2, 32, 32, 3))
+    space = get_space("darts", C=4, layers=3, ops=("none", "skip_connect", "sep_conv_3x3"),
+                      auxiliary=True)
+    net = space.supernet(num_classes=7)
+    weights = {k: jnp.full(s, 1.0 / s[1]) for k, s in space.arch_shapes().items()}
+    variables = init_variables(net, jax.random.PRNGKey(0), x, weights, train=True)
+    (logits, aux), _ = net.apply(variables, x, weights, train=True, mutable=["batch_stats"])
+    assert logits.shape == (2, 7) and aux.shape == (2, 7)
+    assert net.apply(variables, x, weights, train=False).shape == (2, 7)
+
+
+def test_fixed_edge_space_keeps_every_edge():
+    space = get_space("darts", C=4, layers=3, edges="fixed")
+    shapes = space.arch_shapes()
+    assert shapes == {"normal": (8, 8), "reduce": (8, 8)}
+    rng = np.random.default_rng(0)
+    genotype = space.derive({k: rng.random(s) for k, s in shapes.items()})
+    assert sorted((src, dst) for _, src, dst in genotype.edges("normal")) == sorted(
+        [(1, 2), (0, 2), (2, 3), (0, 3), (3, 4), (0, 4), (4, 5), (0, 5)])
+
+
+@pytest.mark.parametrize("name,options,match", [
+    ("nasnet", {}, "Unknown search space 'nasnet'"),
+    ("nb201", {"layers": 8}, r"Unknown option\(s\) \['layers'\]"),
+    ("nb201", {"C": 0}, "space.C must be a positive integer"),
+    ("darts", {"layers": 2}, "space.layers must be >= 3"),
+    ("darts", {"ops": ("none", "conv_9x9")}, "'conv_9x9'"),
+    ("darts", {"edges": "some"}, "space.edges"),
+])
+def test_space_errors(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        get_space(name, **options)
