@@ -1,40 +1,41 @@
 """Shared test settings and fixtures.
 
 The test models are tiny, so XLA compilation dominates the run time: the backend optimizations
-are turned off (numerics are unaffected) before JAX is imported anywhere.
+are turned off (numerics are unaffected) and compiled programs are cached, before JAX is imported
+anywhere.
 """
 
 import os
 import pathlib
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_backend_optimization_level=0"
                            + " --xla_llvm_disable_expensive_passes=true").strip()
+# Many tests compile the same tiny programs (every search() builds its step anew): share the
+# executables through JAX's persistent compilation cache, between tests, pytest-xdist workers and
+# the subprocesses tests start (they inherit the environment). JAX keys the entries by version.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "jaxnas-test-compilation-cache"))
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
-import tempfile  # noqa: E402
-
-import jax  # noqa: E402
 import pytest  # noqa: E402
 
-# Many tests compile the same tiny programs (every search() builds its step anew): share the
-# executables through JAX's persistent compilation cache, per test session.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="jaxnas-test-cache-"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
+SHARED = pathlib.Path(os.environ.get("JAXNAS_SHARED")
+                      or pathlib.Path(__file__).resolve().parents[2] / "shared")
 NB201_TABLE = SHARED / "data" / "nb201" / "nb201_merged.csv"
 CIFAR10_SUBSET = SHARED / "data" / "cifar10_subset" / "cifar10_subset.npz"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def nb201_table_path():
     if not NB201_TABLE.exists():
         pytest.skip(f"the NAS-Bench-201 table is not at {NB201_TABLE}")
     return str(NB201_TABLE)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cifar10_subset_path():
     if not CIFAR10_SUBSET.exists():
         pytest.skip(f"the CIFAR-10 subset is not at {CIFAR10_SUBSET}")
@@ -53,12 +54,16 @@ def tiny_config():
         config.epochs = 2
         config.log_every = 5
         config.checkpoint_every = 5
-        for key, value in overrides.items():
-            target = config
-            *path, last = key.split(".")
-            for part in path:
-                target = target[part]
-            target[last] = value
+        config.update_from_flattened_dict(overrides)
         return config
 
     return make
+
+
+@pytest.fixture(scope="module")
+def x64():
+    """Float64 for the tests of a module (``pytestmark = pytest.mark.usefixtures("x64")``)."""
+    import jax
+
+    with jax.enable_x64(True):
+        yield

@@ -1,7 +1,6 @@
 """Datasets, the search split, deterministic batch streams and on-device augmentation."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds

@@ -22,9 +22,9 @@ def test_nb201_arch_string_round_trip():
 
 @pytest.mark.parametrize("arch,match", [
     ("|nor_conv_3x3~0|+|none~0|skip_connect~1|", "expected"),
-    ("|nor_conv_3x3~0|+|none~0|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|", "node 2 needs 2"),
+    ("|nor_conv_3x3~0|+|none~0|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|", "node 2 must have 2 incoming edge"),
     ("|nor_conv_3x3~0|+|none~1|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|",
-     "must read from node 0"),
+     "must come from node 0"),
     ("|conv_9x9~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|", "conv_9x9"),
 ])
 def test_malformed_arch_strings_are_explained(arch, match):

@@ -5,7 +5,6 @@ strongly convex inner loss that is not quadratic (softplus term) and a validatio
 also depends on alpha directly. Dense references: `jax.hessian` / `jax.jacfwd` on flat vectors.
 """
 
-import functools
 import re
 
 import jax
@@ -17,14 +16,8 @@ from jax.flatten_util import ravel_pytree
 from jaxnas import hypergrad as hg
 
 
-# The problems are tiny, so compilation dominates the run time: skip XLA's backend optimizations.
-jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
 
 
 def inner_loss(w, alpha, batch):
@@ -60,7 +53,7 @@ FIRST, UNROLLED, NEUMANN, CG, EXACT, AMENDED = METHODS = (
     hg.Amended(0.1),
 )
 
-hypergradient_jit = jit(hg.hypergradient, static_argnums=(0, 1, 2), static_argnames="has_aux")
+hypergradient_jit = jax.jit(hg.hypergradient, static_argnums=(0, 1, 2), static_argnames="has_aux")
 
 
 def flat(tree):
@@ -72,7 +65,7 @@ def dense_reference(w, alpha, inner_batch, outer_batch):
     flat_w, unravel_w = ravel_pytree(w)
     flat_a, unravel_a = ravel_pytree(alpha)
 
-    @jit
+    @jax.jit
     def derivatives(xw, xa):
         def inner(u, a):
             return inner_loss(unravel_w(u), unravel_a(a), inner_batch)
@@ -106,7 +99,7 @@ def test_pytree_methods_match_dense_formulas(x64):
         assert [g.shape for g in grad] == [a.shape for a in alpha]
         np.testing.assert_allclose(flat(grad), value, rtol=1e-8, err_msg=repr(method))
 
-    @jit
+    @jax.jit
     @jax.grad
     def unrolled_objective(alpha):
         point = w
@@ -122,7 +115,7 @@ def test_pytree_methods_match_dense_formulas(x64):
 
 def test_jit_matches_eager(x64):
     w, alpha, inner_batch, outer_batch = make_problem(jnp.float64)
-    for method in (UNROLLED, CG):  # scan, central differences, while_loop
+    for method in (UNROLLED, CG):  # unrolled steps, central differences, while_loop
         eager, eager_info = hg.hypergradient(method, inner_loss, outer_loss, w, alpha,
                                              inner_batch, outer_batch)
         jitted, jitted_info = hypergradient_jit(method, inner_loss, outer_loss, w, alpha,
@@ -135,7 +128,7 @@ def test_jit_matches_eager(x64):
 def test_jitted_step_compiles_once_and_methods_are_static(x64):
     traces = []
 
-    @jit
+    @jax.jit
     def step(w, alpha, inner_batch, outer_batch):
         traces.append(None)  # runs only while tracing
         grad, info = hg.hypergradient(NEUMANN, inner_loss, outer_loss, w, alpha, inner_batch,
@@ -156,7 +149,7 @@ def test_jitted_step_compiles_once_and_methods_are_static(x64):
         return hg.hypergradient(method, inner_loss, outer_loss, w, alpha, inner_batch,
                                 outer_batch)[0]
 
-    fn = jit(counted_hypergradient, static_argnums=0)
+    fn = jax.jit(counted_hypergradient, static_argnums=0)
     assert hg.Neumann(0.1, 3) == hg.Neumann(0.1, 3)
     assert hash(hg.Neumann(0.1, 3)) == hash(hg.Neumann(0.1, 3))
     fn(hg.Neumann(0.1, 3), w, alpha)
@@ -175,9 +168,9 @@ def test_vmap_over_alphas_equals_loop(x64, method):
     def one(a):
         return hg.hypergradient(method, inner_loss, outer_loss, w, a, inner_batch, outer_batch)
 
-    batched, batched_info = jit(jax.vmap(one))(alphas)
+    batched, batched_info = jax.jit(jax.vmap(one))(alphas)
     for i in range(3):
-        single, single_info = jit(one)(jax.tree.map(lambda x: x[i], alphas))
+        single, single_info = jax.jit(one)(jax.tree.map(lambda x: x[i], alphas))
         np.testing.assert_allclose(flat(jax.tree.map(lambda x: x[i], batched)), flat(single),
                                    rtol=1e-10)
         for key in single_info:
@@ -221,7 +214,7 @@ def test_has_aux_returns_outer_aux_and_same_gradients(x64):
             float(outer_loss(point, alpha, outer_batch)), rel=1e-12)
 
 
-@jit
+@jax.jit
 def all_methods(w, alpha, inner_batch, outer_batch):
     """Every method in one program (one compilation per dtype)."""
     return [hg.hypergradient(m, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch)
@@ -275,3 +268,18 @@ def test_valid_methods_normalize_numbers():
     assert method == hg.Unrolled(0.5, steps=2)
     assert isinstance(method.lr, float) and isinstance(method.steps, int)
     assert hg.ConjugateGradient(5, 0) == hg.ConjugateGradient(5, 0.0, damping=0)
+
+
+def test_a_traced_learning_rate_equals_the_static_one(x64):
+    # A scheduled learning rate builds the method inside jit with a traced scalar.
+    w, alpha, inner_batch, outer_batch = make_problem(jnp.float64)
+
+    @jax.jit
+    def scheduled(lr):
+        return hg.hypergradient(hg.Neumann(lr, 2), inner_loss, outer_loss, w, alpha,
+                                inner_batch, outer_batch)[0]
+
+    static, _ = hypergradient_jit(hg.Neumann(0.05, 2), inner_loss, outer_loss, w, alpha,
+                                  inner_batch, outer_batch)
+    np.testing.assert_allclose(flat(scheduled(0.05)), flat(static), rtol=1e-12)
+    assert not np.allclose(flat(scheduled(0.1)), flat(static))

@@ -9,7 +9,6 @@ Problems:
 - amended toy (spec 004 section 7) and the counterexample to the paper's angle claim.
 """
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -17,26 +16,19 @@ import numpy as np
 import pytest
 
 from jaxnas import hypergrad as hg
+from matrices import spd_matrix
 
 
-# The problems are tiny, so compilation dominates the run time: skip XLA's backend optimizations.
-jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
-def spd_matrix(eigenvalues, seed):
-    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(len(eigenvalues),) * 2))
-    return q @ np.diag(eigenvalues) @ q.T
 
 
 def hypergradient(method, problem, w):
     """`hg.hypergradient` under jit (methods are static) -> numpy gradient, info."""
-    fn = jit(hg.hypergradient, static_argnums=(0, 1, 2))
+    fn = jax.jit(hg.hypergradient, static_argnums=(0, 1, 2))
     grad, info = fn(method, problem["inner"], problem["outer"], jnp.asarray(w),
                     jnp.asarray(problem["alpha"]), problem["inner_batch"], problem["outer_batch"])
     return np.asarray(grad), info
@@ -60,7 +52,7 @@ def quadratic_outer(w, alpha, batch):
 def quadratic(x64):
     rng = np.random.default_rng(0)
     eigenvalues = np.linspace(1.0, 8.0, 6)
-    a_mat, b_mat = spd_matrix(eigenvalues, seed=1), rng.normal(size=(6, 3))
+    a_mat, b_mat = spd_matrix(eigenvalues, seed=1)[0], rng.normal(size=(6, 3))
     c, alpha = rng.normal(size=6), rng.normal(size=3)
     w_star = np.linalg.solve(a_mat, b_mat @ alpha)
     return {
@@ -293,7 +285,7 @@ def test_unrolled_equals_autodiff_through_explicit_sgd_steps(logistic):
             w = w - lr * jax.grad(logistic_inner)(w, alpha, inner_batch)
         return logistic_outer(w, alpha, outer_batch)
 
-    expected = np.asarray(jit(jax.grad(unrolled_objective))(jnp.asarray(logistic["alpha"])))
+    expected = np.asarray(jax.jit(jax.grad(unrolled_objective))(jnp.asarray(logistic["alpha"])))
     grad, info = hypergradient(hg.Unrolled(lr, steps=steps), logistic, w0)
     np.testing.assert_allclose(grad, expected, rtol=1e-10)
     assert int(info["hvps"]) == steps - 1
@@ -339,7 +331,7 @@ def amended_toy(a_mat, seed):
 
 
 def test_amended_closed_form_linear_in_eta_and_first_order_at_zero(x64):
-    toy = amended_toy(spd_matrix(np.array([0.5, 1.0, 2.0, 3.0]), seed=4), seed=5)
+    toy = amended_toy(spd_matrix(np.array([0.5, 1.0, 2.0, 3.0]), seed=4)[0], seed=5)
     w, a_mat = toy["w_off"], toy["A"]
     first, _ = hypergradient(hg.FirstOrder(), toy, w)
     np.testing.assert_allclose(first, LAM * toy["alpha"], rtol=1e-12)

@@ -1,6 +1,5 @@
 """Products and eigenvalues of jaxnas.hypergrad against dense Hessians, closed forms (float64)."""
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -9,16 +8,12 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from jaxnas import hypergrad as hg
+from matrices import spd_matrix
 
 
-# The problems are tiny, so compilation dominates the run time: skip XLA's backend optimizations.
-jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def mlp_problem(seed=0):
@@ -50,8 +45,8 @@ def dense_derivatives(loss, params, alpha, batch):
     def flat_loss(xw, xa):
         return loss(unravel_w(xw), unravel_a(xa), batch)
 
-    hessian = jit(jax.hessian(flat_loss))(flat_w, flat_a)
-    jac = jit(jax.jacfwd(jax.grad(flat_loss, argnums=0), argnums=1))(flat_w, flat_a)
+    hessian = jax.jit(jax.hessian(flat_loss))(flat_w, flat_a)
+    jac = jax.jit(jax.jacfwd(jax.grad(flat_loss, argnums=0), argnums=1))(flat_w, flat_a)
     return np.asarray(hessian), np.asarray(jac)
 
 
@@ -74,7 +69,7 @@ def flat(tree):
 def test_hvp_matches_dense_hessian_on_mlp_pytree(mlp):
     loss, params, alpha, batch, hessian, _ = mlp
     v = random_like(params, 1)
-    hv = jit(hg.hvp, static_argnums=0)(loss, params, v, alpha, batch)
+    hv = jax.jit(hg.hvp, static_argnums=0)(loss, params, v, alpha, batch)
     assert jax.tree.structure(hv) == jax.tree.structure(params)
     np.testing.assert_allclose(flat(hv), hessian @ flat(v), rtol=1e-10, atol=1e-12)
 
@@ -91,7 +86,7 @@ def test_hvp_ignores_aux(mlp):
 def test_mixed_product_matches_dense_jacobian_contraction(mlp):
     loss, params, alpha, batch, _, jac = mlp
     v = random_like(params, 3)
-    mv = jit(hg.mixed_product, static_argnums=0)(loss, params, alpha, v, batch)
+    mv = jax.jit(hg.mixed_product, static_argnums=0)(loss, params, alpha, v, batch)
     assert jax.tree.structure(mv) == jax.tree.structure(alpha)
     np.testing.assert_allclose(flat(mv), jac.T @ flat(v), rtol=1e-10, atol=1e-12)
 
@@ -128,11 +123,6 @@ def test_central_difference_of_zero_direction_is_zero():
     assert float(radius) == pytest.approx(0.01)
 
 
-def spd_matrix(eigenvalues, seed):
-    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(len(eigenvalues),) * 2))
-    return q @ np.diag(eigenvalues) @ q.T, q
-
-
 def test_power_iteration_finds_known_top_eigenpair_on_pytree():
     matrix, q = spd_matrix([10.0, 6.0, 3.0, 1.0, 0.5], seed=7)
 
@@ -154,7 +144,7 @@ def test_power_iteration_keeps_sign_of_dominant_negative_eigenvalue():
     assert float(eigenvalue) == pytest.approx(-5.0, rel=1e-12)
 
 
-top_hessian_eigenvalue = jit(hg.top_hessian_eigenvalue, static_argnums=0, static_argnames="iters")
+top_hessian_eigenvalue = jax.jit(hg.top_hessian_eigenvalue, static_argnums=0, static_argnames="iters")
 
 
 def test_top_hessian_eigenvalue_of_mlp_matches_eigvalsh(mlp):
@@ -176,7 +166,7 @@ def test_top_hessian_eigenvalue_in_alpha(mlp):
         return loss(w, a, b)
 
     flat_a, unravel_a = ravel_pytree(alpha)
-    hessian = jit(jax.hessian(lambda xa: loss(params, unravel_a(xa), batch)))(flat_a)
+    hessian = jax.jit(jax.hessian(lambda xa: loss(params, unravel_a(xa), batch)))(flat_a)
     eigenvalues = np.linalg.eigvalsh(np.asarray(hessian))
     dominant = eigenvalues[np.argmax(np.abs(eigenvalues))]
     eigenvalue, _, _ = top_hessian_eigenvalue(

@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 
 from jaxnas import hypergrad as hg
+from matrices import spd_matrix
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
-def spd_matrix(eigenvalues, seed):
-    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(len(eigenvalues),) * 2))
-    return q @ np.diag(eigenvalues) @ q.T
 
 
 def as_pytree_operator(matrix):
@@ -36,7 +31,7 @@ def as_pytree_operator(matrix):
 
 
 def test_cg_solves_spd_system_on_pytree():
-    matrix = spd_matrix(np.linspace(0.5, 20.0, 8), seed=0)
+    matrix = spd_matrix(np.linspace(0.5, 20.0, 8), seed=0)[0]
     b = np.random.default_rng(1).normal(size=8)
     matvec, to_tree, to_flat = as_pytree_operator(matrix)
     x, info = jax.jit(hg.cg, static_argnums=(0, 2))(matvec, to_tree(b), 50, 1e-12)
@@ -48,7 +43,7 @@ def test_cg_solves_spd_system_on_pytree():
 
 
 def test_cg_reports_non_convergence_honestly():
-    matrix = spd_matrix(np.logspace(-3, 2, 20), seed=2)
+    matrix = spd_matrix(np.logspace(-3, 2, 20), seed=2)[0]
     b = np.random.default_rng(3).normal(size=20)
     x, info = hg.cg(lambda v: jnp.asarray(matrix) @ v, jnp.asarray(b), 3, 1e-8)
     true_relative = np.linalg.norm(b - matrix @ np.asarray(x)) / np.linalg.norm(b)
@@ -63,7 +58,7 @@ def test_cg_reports_non_convergence_honestly():
 
 
 def test_cg_converged_flag_is_the_relative_residual_test():
-    matrix = jnp.asarray(spd_matrix(np.logspace(-1, 1, 30), seed=12))
+    matrix = jnp.asarray(spd_matrix(np.logspace(-1, 1, 30), seed=12)[0])
     b = jnp.asarray(np.random.default_rng(13).normal(size=30))
     solve = jax.jit(lambda maxiter: hg.cg(lambda v: matrix @ v, b, maxiter, 1e-3)[1])
     iterations = []
@@ -78,7 +73,7 @@ def test_cg_converged_flag_is_the_relative_residual_test():
 
 
 def test_cg_with_damping_solves_shifted_system():
-    matrix = spd_matrix(np.linspace(1.0, 10.0, 6), seed=4)
+    matrix = spd_matrix(np.linspace(1.0, 10.0, 6), seed=4)[0]
     b = np.random.default_rng(5).normal(size=6)
     x, info = hg.cg(lambda v: jnp.asarray(matrix) @ v, jnp.asarray(b), 30, 1e-12, damping=0.7)
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(matrix + 0.7 * np.eye(6), b),
@@ -87,7 +82,7 @@ def test_cg_with_damping_solves_shifted_system():
 
 
 def test_cg_damping_makes_indefinite_matrix_solvable():
-    matrix = spd_matrix(np.array([-1.0, 2.0, 3.0, 5.0]), seed=6)
+    matrix = spd_matrix(np.array([-1.0, 2.0, 3.0, 5.0]), seed=6)[0]
     b = np.random.default_rng(7).normal(size=4)
     x, info = hg.cg(lambda v: jnp.asarray(matrix) @ v, jnp.asarray(b), 30, 1e-12, damping=2.0)
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(matrix + 2.0 * np.eye(4), b),
@@ -114,7 +109,7 @@ def test_cg_zero_right_hand_side():
 
 def test_neumann_series_equals_dense_partial_sum_and_bound():
     eigenvalues = np.linspace(0.5, 4.0, 6)
-    matrix = spd_matrix(eigenvalues, seed=8)
+    matrix = spd_matrix(eigenvalues, seed=8)[0]
     v = np.random.default_rng(9).normal(size=6)
     lr = 1.0 / eigenvalues.max()
     mu = eigenvalues.min()
@@ -151,7 +146,7 @@ def test_neumann_series_divergence_is_visible():
 
 
 def test_dense_solve_on_pytree():
-    matrix = spd_matrix(np.linspace(1.0, 5.0, 5), seed=10)
+    matrix = spd_matrix(np.linspace(1.0, 5.0, 5), seed=10)[0]
     b = np.random.default_rng(11).normal(size=5)
     matvec, to_tree, to_flat = as_pytree_operator(matrix)
     x, info = hg.dense_solve(matvec, to_tree(b))

@@ -3,7 +3,6 @@
 import csv
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,7 +17,6 @@ from jaxnas.benchmarks import (
     unique_str,
 )
 
-TABLE_PATH = Path(__file__).resolve().parents[2] / "shared/data/nb201/nb201_merged.csv"
 
 ALL_SKIP = ("|skip_connect~0|+|skip_connect~0|skip_connect~1|"
             "+|skip_connect~0|skip_connect~1|skip_connect~2|")
@@ -213,17 +211,13 @@ def test_from_nats_bench_without_the_package(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def table():
-    if not TABLE_PATH.is_file():
-        pytest.skip(f"NB201 table not found at {TABLE_PATH}")
-    return NB201Table.load(TABLE_PATH)
+def table(nb201_table_path):
+    return NB201Table.load(nb201_table_path)
 
 
-def test_full_table_loads_quickly():
-    if not TABLE_PATH.is_file():
-        pytest.skip(f"NB201 table not found at {TABLE_PATH}")
+def test_full_table_loads_quickly(nb201_table_path):
     start = time.perf_counter()
-    table = NB201Table.load(TABLE_PATH)
+    table = NB201Table.load(nb201_table_path)
     assert time.perf_counter() - start < 5.0  # about 0.15 s on one core; generous bound
     assert len(table) == 15625
     np.testing.assert_array_equal(np.sort(table.column("index")), np.arange(15625))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxnas.engine import search
-from jaxnas.engine.search import init_state, make_eigenvalue, make_step
+from jaxnas.engine.search_loop import init_state, make_eigenvalue, make_step
 from jaxnas import hypergrad as hg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,13 +148,10 @@ _PARALLEL_SCRIPT = textwrap.dedent("""
     c = quickstart.get_config()
     c.batch_size, c.epochs, c.max_steps, c.log_every, c.checkpoint_every = 16, 1, 6, 3, 3
     c.augment = True
-    result = search(c, {workdir!r})
-    flat = {{"alpha": np.asarray(result.state.alpha["cell"])}}
-    flat.update({{"/".join(k): np.asarray(v) for k, v in
-                 jax.tree_util.tree_flatten_with_path(result.state.params)[0]
-                 and [(tuple(str(p) for p in path), leaf) for path, leaf in
-                      jax.tree_util.tree_flatten_with_path(result.state.params)[0]]}})
-    np.savez({out!r}, **flat)
+    state = search(c, {workdir!r}).state
+    leaves = jax.tree_util.tree_flatten_with_path((state.alpha, state.params, state.batch_stats))
+    np.savez({out!r}, **{{jax.tree_util.keystr(path): np.asarray(leaf)
+                         for path, leaf in leaves[0]}})
 """)
 
 

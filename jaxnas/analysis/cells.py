@@ -16,7 +16,8 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterable, Sequence
 
-from jaxnas.benchmarks.nb201 import EDGES, parse_arch_str
+from jaxnas.benchmarks.nb201 import parse_arch_str
+from jaxnas.spaces.genotypes import NB201_EDGES
 
 NONE = "none"
 SKIP = "skip_connect"
@@ -120,5 +121,5 @@ def nb201_depth(arch: Any) -> int:
     NB201 cell, ignoring `none` edges: 1 to 3, or 0 when no path reaches the output (the cell
     outputs zeros)."""
     ops = parse_arch_str(arch)
-    connections = ((source, node) for (node, source), op in zip(EDGES, ops) if op != NONE)
+    connections = ((source, node) for (source, node), op in zip(NB201_EDGES, ops) if op != NONE)
     return _longest_paths(connections, sources=(0,)).get(3, 0)

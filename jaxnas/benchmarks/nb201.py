@@ -15,7 +15,7 @@ string lists, per node 1..3, its incoming edges in input order::
     |op~0|+|op~0|op~1|+|op~0|op~1|op~2|
 
 so the edge order is (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2), and each op is one of
-`OPS`. Lookups match the string exactly: two isomorphic cells (same function, different string)
+`NB201_OPS`. Lookups match the string exactly: two isomorphic cells (same function, different string)
 are different rows. `unique_str` gives NATS-Bench's canonical string, equal for isomorphic cells.
 
 CSV format
@@ -35,7 +35,7 @@ any order (extra columns are ignored):
   accuracies after the 12-epoch (low-fidelity) schedule.
 - `unique_str`: NATS-Bench's isomorphism-canonical string of the cell (see `unique_str`).
 
-A column `ops` (six digits indexing `OPS`, in edge order) may be present; it repeats `arch_str`
+A column `ops` (six digits indexing `NB201_OPS`, in edge order) may be present; it repeats `arch_str`
 and is not read. Tables with fewer rows than the full 15,625 (small fixtures) load the same way.
 """
 
@@ -44,17 +44,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import operator
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-"""The NAS-Bench-201 candidate operations, in the benchmark's order."""
-
-EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-"""The six edges of a cell as (node, input), in arch-string order."""
+from jaxnas.spaces.genotypes import NB201_ARCH_FORMAT, NB201_EDGES, NB201Genotype
+from jaxnas.spaces.ops import NB201_OPS
 
 DATASETS = {"cifar10": "c10", "cifar100": "c100", "imagenet16-120": "in16"}
 """Dataset names accepted by `column_name` (case-insensitive) and their column prefixes."""
@@ -71,12 +67,6 @@ ACCURACY_COLUMNS = tuple(
 
 REQUIRED_COLUMNS = ("index", "arch_str", *ACCURACY_COLUMNS, "unique_str")
 """The columns a CSV table must have (in any order)."""
-
-ARCH_FORMAT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
-
-_OP_GROUP = "(" + "|".join(OPS) + ")"
-_ARCH_RE = re.compile(
-    r"\|{0}~0\|\+\|{0}~0\|{0}~1\|\+\|{0}~0\|{0}~1\|{0}~2\|".format(_OP_GROUP))
 
 _HOW_TO_GET = (
     "The table is a plain CSV of the published NAS-Bench-201 accuracies (format in the docstring "
@@ -100,53 +90,18 @@ def _arch_str_of(arch: Any) -> str:
     if isinstance(arch_str, str):
         return arch_str
     raise TypeError(
-        f"expected an NB201 arch string like {ARCH_FORMAT!r} or an object with an `arch_str` "
+        f"expected an NB201 arch string like {NB201_ARCH_FORMAT!r} or an object with an "
+        f"`arch_str` "
         f"attribute, got {type(arch).__name__}: {arch!r}")
 
 
 def parse_arch_str(arch: Any) -> tuple[str, ...]:
-    """The six ops of an NB201 cell, in `EDGES` order.
+    """The six ops of an NB201 cell, in ``NB201_EDGES`` order.
 
-    Args:
-      arch: an arch string `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, or an object with an
-        `arch_str` attribute holding one.
-
-    Returns:
-      A tuple of 6 op names from `OPS`.
-
-    Raises:
-      ValueError: naming the problem (number of nodes or edges, an unknown op, a wrong input
-        index) when the string is malformed.
+    ``arch``: an arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` or an object with an
+    ``arch_str`` attribute. A malformed string raises a ValueError naming the problem.
     """
-    arch_str = _arch_str_of(arch)
-    match = _ARCH_RE.fullmatch(arch_str)
-    if match:
-        return match.groups()
-    raise ValueError(f"malformed NB201 arch string {arch_str!r}: {_diagnose(arch_str)}. "
-                     f"Expected the form {ARCH_FORMAT!r} with op in {OPS}.")
-
-
-def _diagnose(arch_str: str) -> str:
-    """What is wrong with an arch string that does not match the format."""
-    groups = arch_str.split("+")
-    if len(groups) != 3:
-        return f"expected 3 nodes separated by '+', found {len(groups)}"
-    for node, group in enumerate(groups, start=1):
-        if len(group) < 2 or group[0] != "|" or group[-1] != "|":
-            return f"node {node} ({group!r}) must start and end with '|'"
-        tokens = group[1:-1].split("|")
-        if len(tokens) != node:
-            return f"node {node} must have {node} incoming edge(s), found {len(tokens)}"
-        for expected_input, token in enumerate(tokens):
-            op, sep, source = token.partition("~")
-            if not sep:
-                return f"edge {token!r} of node {node} must be written op~input"
-            if op not in OPS:
-                return f"unknown op {op!r} on node {node}"
-            if source != str(expected_input):
-                return (f"edge {token!r} of node {node} must come from node {expected_input} "
-                        f"(edges are listed in input order 0..{node - 1})")
-    return "unexpected characters"
+    return NB201Genotype.from_arch_str(_arch_str_of(arch)).ops
 
 
 def unique_str(arch: Any) -> str:
@@ -161,7 +116,7 @@ def unique_str(arch: Any) -> str:
     node_strs = ["0"]
     for node in (1, 2, 3):
         terms = []
-        for (target, source), op in zip(EDGES, ops):
+        for (source, target), op in zip(NB201_EDGES, ops):
             if target != node:
                 continue
             source_str = node_strs[source]
@@ -249,11 +204,10 @@ class NB201Table:
                 f"(expected ({n}, {len(ACCURACY_COLUMNS)}))")
         self._row_of_arch = {}
         for row, arch_str in enumerate(self.arch_strs):
-            if not _ARCH_RE.fullmatch(arch_str):
-                try:
-                    parse_arch_str(arch_str)
-                except ValueError as e:
-                    raise ValueError(f"row {row} (0-based): {e}") from None
+            try:
+                parse_arch_str(arch_str)
+            except ValueError as e:
+                raise ValueError(f"row {row} (0-based): {e}") from None
             if arch_str in self._row_of_arch:
                 raise ValueError(f"arch string {arch_str!r} appears twice, in rows "
                                  f"{self._row_of_arch[arch_str]} and {row} (0-based)")
@@ -353,7 +307,7 @@ class NB201Table:
             for index, arch_str, unique, values in zip(
                     self.indices.tolist(), self.arch_strs, self.unique_strs,
                     self.accuracies.tolist()):
-                ops = "".join(str(OPS.index(op)) for op in parse_arch_str(arch_str))
+                ops = "".join(str(NB201_OPS.index(op)) for op in parse_arch_str(arch_str))
                 writer.writerow([index, arch_str, ops, *(f"{v:.6f}" for v in values), unique])
 
     def __len__(self) -> int:
@@ -375,7 +329,7 @@ class NB201Table:
             parse_arch_str(arch_str)
             raise ArchNotFoundError(
                 f"arch string {arch_str!r} is well formed but not in this table of {len(self)} "
-                f"rows. Lookups match exactly, in the form {ARCH_FORMAT!r}; an isomorphic cell "
+                f"rows. Lookups match exactly, in the form {NB201_ARCH_FORMAT!r}; an isomorphic cell "
                 f"written differently is a different row (compare `unique_str`).")
         return row
 

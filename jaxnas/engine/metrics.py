@@ -52,8 +52,8 @@ def _number(value):
 class Progress:
     """Formats ``step 120/1000 | epoch 3/50 | ... | 12.3 steps/s | ETA 1m12s`` lines."""
 
-    def __init__(self, total_steps: int, steps_per_epoch: int, start_step: int):
-        self.total, self.per_epoch = total_steps, steps_per_epoch
+    def __init__(self, total_steps: int, steps_per_epoch: int, epochs: int, start_step: int):
+        self.total, self.per_epoch, self.epochs = total_steps, steps_per_epoch, epochs
         self.last_step, self.last_time = start_step, time.perf_counter()
 
     def line(self, step: int, fields: dict) -> str:
@@ -62,7 +62,7 @@ class Progress:
         self.last_step, self.last_time = step, now
         eta = (self.total - step) / rate if rate > 0 else float("inf")
         parts = [f"step {step}/{self.total}",
-                 f"epoch {step / self.per_epoch:.2f}/{self.total / self.per_epoch:.0f}"]
+                 f"epoch {step / self.per_epoch:.2f}/{self.epochs}"]
         parts += [f"{k} {_format(v)}" for k, v in fields.items()]
         parts += [f"{rate:.2f} steps/s", f"ETA {format_duration(eta)}"]
         line = " | ".join(parts)

@@ -1,5 +1,5 @@
-"""The optimizers of the papers, built from config: SGD with a per-epoch cosine schedule for the
-weights, Adam for the architecture (PyTorch semantics: L2 weight decay added to the gradient)."""
+"""The optimizers of the papers, built from config: SGD with a per-epoch learning-rate schedule for
+the weights, Adam for the architecture (PyTorch semantics: L2 weight decay added to the gradient)."""
 
 import jax.numpy as jnp
 import optax
@@ -14,6 +14,27 @@ def cosine_by_epoch(lr: float, lr_min: float, epochs: int, updates_per_epoch: in
         return lr_min + 0.5 * (lr - lr_min) * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
 
     return schedule
+
+
+SCHEDULES = ("cosine", "exponential", "linear")
+
+
+def epoch_schedule(cfg, epochs: int, steps_per_epoch: int):
+    """The per-epoch learning rate of ``cfg.schedule``, as a function of the update count:
+
+    - ``cosine``: ``lr_min + (lr - lr_min) (1 + cos(pi e / epochs)) / 2`` (DARTS on CIFAR);
+    - ``exponential``: ``lr * decay ** e`` (DARTS on ImageNet: decay 0.97);
+    - ``linear``: ``lr_min + (lr - lr_min) (1 - e / epochs)`` (P-DARTS / Amended-DARTS ImageNet).
+    """
+    if cfg.schedule == "cosine":
+        return cosine_by_epoch(cfg.lr, cfg.lr_min, epochs, steps_per_epoch)
+    if cfg.schedule == "exponential":
+        return lambda count: cfg.lr * cfg.decay ** jnp.floor_divide(count, steps_per_epoch)
+    if cfg.schedule == "linear":
+        return lambda count: cfg.lr_min + (cfg.lr - cfg.lr_min) * (
+            1.0 - jnp.floor_divide(count, steps_per_epoch) / epochs)
+    raise ValueError(f"config.optim_w.schedule must be one of {SCHEDULES}, got "
+                     f"{cfg.schedule!r}.")
 
 
 def weight_optimizer(cfg, schedule) -> optax.GradientTransformation:

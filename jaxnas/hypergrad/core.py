@@ -8,7 +8,6 @@ differentiates through SGD steps by a reverse recursion over the stored iterates
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxnas.hypergrad import methods as m
 from jaxnas.hypergrad._tree import tree_axpy, tree_norm, tree_scale, tree_sub
@@ -34,6 +33,8 @@ def _first_order(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_ba
 
 
 def _unrolled(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch, has_aux):
+    # The steps are unrolled, not looped: XLA's CPU backend runs a network's convolutions up to
+    # 30x slower inside a loop body (jax-ml/jax#12868), and `steps` is small in practice.
     lr = method.lr
     inner_grad_w = gradient_fn(inner_loss, 0, has_aux)
     inner_grads = gradient_fn(inner_loss, (0, 1), has_aux)
@@ -41,26 +42,22 @@ def _unrolled(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch
     def joint(w_t):
         return inner_grads(w_t, alpha, inner_batch)
 
-    def sgd_step(w_t, _):
-        return tree_axpy(-lr, inner_grad_w(w_t, alpha, inner_batch), w_t), w_t
-
-    w_last, iterates = lax.scan(sgd_step, w, length=method.steps)
-    v, g, info = _outer(outer_loss, w_last, alpha, outer_batch, has_aux)
-
-    def reverse_step(carry, w_t):
+    iterates = [w]
+    for _ in range(method.steps):
+        iterates.append(tree_axpy(-lr, inner_grad_w(iterates[-1], alpha, inner_batch),
+                                  iterates[-1]))
+    v, g, info = _outer(outer_loss, iterates.pop(), alpha, outer_batch, has_aux)
+    for w_t in reversed(iterates):
         # Adjoint of w_{t+1} = w_t - lr grad_w L(w_t): v <- (I - lr H_t) v, g <- g - lr M_t^T v.
-        v, g = carry
         if method.hvp == "exact":
             (hv, mv), radius = jax.jvp(joint, (w_t,), (v,))[1], None
         else:
             (hv, mv), radius = central_difference(joint, w_t, v, method.eps)
-        return (tree_axpy(-lr, hv, v), tree_axpy(-lr, mv, g)), radius
-
-    (_, grad_alpha), radii = lax.scan(reverse_step, (v, g), iterates, reverse=True)
+        v, g = tree_axpy(-lr, hv, v), tree_axpy(-lr, mv, g)
     info["hvps"] = jnp.int32(method.steps - 1)
     if method.hvp == "finite_difference":
-        info["eps"] = radii[0]
-    return grad_alpha, info
+        info["eps"] = radius  # the radius at the first iterate
+    return g, info
 
 
 def _implicit(approximate_inverse):

@@ -24,6 +24,7 @@ from jaxnas.spaces.ops import DARTS_OPS, NB201_OPS, check_op_names
 
 # (src, dst) of the NB201 cell's edges, in arch-string order.
 NB201_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+NB201_ARCH_FORMAT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
 # (src, dst) of the DARTS cell's 14 edges: node 2 <- {0, 1}, node 3 <- {0, 1, 2}, ...
 DARTS_EDGES = tuple((src, dst) for dst in range(2, 6) for src in range(dst))
 
@@ -57,24 +58,35 @@ class NB201Genotype:
 
     @classmethod
     def from_arch_str(cls, arch_str: str) -> "NB201Genotype":
-        pattern = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
-        nodes = arch_str.strip().split("+")
+        """Parses ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; a malformed string raises a
+        ValueError that names the problem."""
+        ops, problem = [], None
+        nodes = arch_str.split("+")
         if len(nodes) != 3:
-            raise ValueError(f"Malformed NB201 arch string {arch_str!r}: expected {pattern}.")
-        ops = []
-        for dst, node in enumerate(nodes, start=1):
-            genes = [g for g in node.split("|") if g]
-            if len(genes) != dst:
-                raise ValueError(
-                    f"Malformed NB201 arch string {arch_str!r}: node {dst} needs {dst} inputs, "
-                    f"got {len(genes)}; expected {pattern}.")
-            for src, gene in enumerate(genes):
-                op, _, index = gene.partition("~")
-                if index != str(src):
-                    raise ValueError(
-                        f"Malformed NB201 arch string {arch_str!r}: gene {gene!r} of node {dst} "
-                        f"must read from node {src}; expected {pattern}.")
+            problem = f"expected 3 nodes separated by '+', found {len(nodes)}"
+        for dst, node in enumerate(nodes if problem is None else (), start=1):
+            genes = node[1:-1].split("|")
+            if len(node) < 2 or node[0] != "|" or node[-1] != "|":
+                problem = f"node {dst} ({node!r}) must start and end with '|'"
+            elif len(genes) != dst:
+                problem = f"node {dst} must have {dst} incoming edge(s), found {len(genes)}"
+            for src, gene in enumerate(genes if problem is None else ()):
+                op, sep, index = gene.partition("~")
+                if not sep:
+                    problem = f"edge {gene!r} of node {dst} must be written op~input"
+                elif op not in NB201_OPS:
+                    problem = f"unknown op {op!r} on node {dst}"
+                elif index != str(src):
+                    problem = (f"edge {gene!r} of node {dst} must come from node {src} (edges "
+                               f"are listed in input order 0..{dst - 1})")
+                if problem:
+                    break
                 ops.append(op)
+            if problem:
+                break
+        if problem:
+            raise ValueError(f"Malformed NB201 arch string {arch_str!r}: {problem}. Expected the "
+                             f"form {NB201_ARCH_FORMAT!r} with op in {NB201_OPS}.")
         return cls(tuple(ops))
 
     def to_dict(self) -> dict:

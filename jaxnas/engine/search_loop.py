@@ -7,23 +7,30 @@ run. Re-running the same command resumes from the last complete checkpoint.
 """
 
 import dataclasses
+import json
 import os
 import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jaxnas import hypergrad as hg
-from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, local_rows,
-                         replicated, search_split, to_global)
+from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, replicated,
+                         search_split)
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.log import logger
+from jaxnas.engine.loop import check_finite, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
 from jaxnas.spaces import get_space, init_variables, save_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
+
+
+_ADVICE = ("Lower the learning rates (config.optim_w.lr, config.optim_alpha.lr) or check the "
+           "data.")
 
 
 @dataclasses.dataclass
@@ -32,6 +39,25 @@ class SearchResult:
     state: SearchState
     steps: int
     metrics: dict
+
+
+@dataclasses.dataclass
+class SearchSetup:
+    """Everything a search is built from its config: data, space, strategy, problem, streams."""
+
+    config: object
+    dataset: object
+    space: object
+    strategy: object
+    problem: SearchProblem
+    streams: dict
+    per_step: dict
+    steps_per_epoch: int
+    total_steps: int
+
+    def initial_state(self) -> SearchState:
+        return init_state(self.config.seed, self.strategy, self.space, self.problem,
+                          self.dataset.image_shape)
 
 
 def validate(config) -> None:
@@ -47,16 +73,12 @@ def validate(config) -> None:
                          f"config.optim_w.lr ({config.optim_w.lr}).")
 
 
-def search(config, workdir: str) -> SearchResult:
-    """Runs (or resumes) the search of ``config`` in ``workdir``."""
+def build(config) -> SearchSetup:
+    """Validates ``config`` and builds the search it describes (nothing is run)."""
     validate(config)
     space = get_space(**config.space.to_dict())
     strategy = get_strategy(**config.strategy.to_dict())
-    config_lib.claim_workdir(workdir, config)
     dataset = load_dataset(config.dataset, config.data_dir or None)
-    mesh = data_mesh()
-    check_batch_size(config.batch_size, mesh)
-
     train_idx, val_idx = search_split(len(dataset.x_train), config.train_portion, config.seed)
     streams = {"train": BatchStream(train_idx, config.batch_size, config.seed),
                "val": BatchStream(val_idx, config.batch_size, config.seed + 1)}
@@ -69,27 +91,48 @@ def search(config, workdir: str) -> SearchResult:
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-
-    net = space.supernet(dataset.num_classes)
-    updates_per_epoch = steps_per_epoch * per_step["train"]
     schedule = cosine_by_epoch(config.optim_w.lr, config.optim_w.lr_min, config.epochs,
-                               updates_per_epoch)
-    problem = SearchProblem(net, dataset.mean, dataset.std, config.augment, config.cutout,
+                               steps_per_epoch * per_step["train"])
+    problem = SearchProblem(space.supernet(dataset.num_classes), dataset.mean, dataset.std,
+                            config.augment, config.cutout,
                             weight_optimizer(config.optim_w, schedule),
                             arch_optimizer(config.optim_alpha), schedule, config.aux_weight)
+    return SearchSetup(config, dataset, space, strategy, problem, streams, per_step,
+                       steps_per_epoch, total_steps)
 
-    state = init_state(config.seed, strategy, space, problem, dataset.image_shape)
+
+def load_search(workdir: str):
+    """The setup of the search in ``workdir`` (from its ``config.json``) and its newest restorable
+    state: ``(setup, state)``. For analysing a search after (or while) it runs."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{workdir!r} holds no search (no config.json); pass the "
+                                "--workdir of a search.")
+    with open(path, encoding="utf-8") as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    setup = build(config)
+    state = Checkpoints(workdir, config.keep_checkpoints).restore_latest(setup.initial_state())
+    if state is None:
+        raise FileNotFoundError(f"The search in {workdir!r} has no checkpoint yet.")
+    return setup, state
+
+
+def search(config, workdir: str) -> SearchResult:
+    """Runs (or resumes) the search of ``config`` in ``workdir``."""
+    setup = build(config)
+    config_lib.claim_workdir(workdir, config)
+    dataset, strategy, space, problem = setup.dataset, setup.strategy, setup.space, setup.problem
+    per_step, total_steps = setup.per_step, setup.total_steps
+    mesh = data_mesh()
+    check_batch_size(config.batch_size, mesh)
+
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    restored = checkpoints.restore_latest(state)
-    if restored is not None:
-        state = restored
-        logger.info("Resumed from step %d of %s.", int(state.step), workdir)
-    state = jax.device_put(state, replicated(mesh))
+    state = resume(checkpoints, setup.initial_state(), mesh)
     start = int(state.step)
 
     step_fn = make_step(strategy, problem, per_step, mesh)
     writer = MetricsWriter(workdir, resume_step=start)
-    progress = Progress(total_steps, steps_per_epoch, start)
+    progress = Progress(total_steps, setup.steps_per_epoch, config.epochs, start)
     table = _nb201_table(config, space)
     eigen_fn = make_eigenvalue(strategy, problem, config) if config.eigenvalue_every else None
     position = {k: int(v) for k, v in state.data_position.items()}
@@ -97,24 +140,25 @@ def search(config, workdir: str) -> SearchResult:
     t0 = time.perf_counter()
     try:
         for step in range(start, total_steps):
-            batches = _batches(dataset, streams, position, per_step, config.batch_size, mesh)
+            batches = global_batches(dataset, setup.streams, position, per_step,
+                                     config.batch_size, mesh)
             state, metrics = step_fn(state, batches)
             position = {k: position[k] + per_step[k] for k in position}
             done = step + 1
             if eigen_fn is not None and done % config.eigenvalue_every == 0:
                 metrics = {**metrics, "alpha_hessian_eigenvalue": eigen_fn(state, batches["val"])}
             if done % config.log_every == 0 or done == total_steps:
-                _check_finite(state, checkpoints)
+                check_finite(state, checkpoints, _ADVICE)
                 metrics = _log(writer, progress, strategy, space, table, state, metrics, done)
             if done % config.checkpoint_every == 0 or done == total_steps:
-                _check_finite(state, checkpoints)
+                check_finite(state, checkpoints, _ADVICE)
                 checkpoints.save(done, state)
     finally:
         checkpoints.close()
         writer.close()
     if start < total_steps:
         logger.info("Search of %d steps took %s.", total_steps - start,
-                     format_duration(time.perf_counter() - t0))
+                    format_duration(time.perf_counter() - t0))
     genotype = finish(workdir, strategy, space, state, table, total_steps)
     return SearchResult(genotype, state, total_steps,
                         {k: float(v) for k, v in jax.device_get(metrics).items()})
@@ -164,27 +208,6 @@ def make_eigenvalue(strategy, problem, config):
         return value
 
     return eigenvalue
-
-
-def _batches(dataset, streams, position, per_step, batch_size, mesh):
-    """The next global batches: {stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}."""
-    rows = local_rows(batch_size)
-    out = {}
-    for name, stream in streams.items():
-        idx = np.stack([stream.batch(position[name] + i)[rows] for i in range(per_step[name])])
-        out[name] = {"image": dataset.x_train[idx], "label": dataset.y_train[idx]}
-    return to_global(out, mesh, batch_axis=1)
-
-
-def _check_finite(state, checkpoints):
-    bad = int(state.nonfinite_step)
-    if bad >= 0:
-        last = checkpoints.latest_step()
-        kept = (f"The last good checkpoint (step {last}) is kept in {checkpoints.directory}."
-                if last is not None else "No checkpoint was written before it.")
-        raise FloatingPointError(
-            f"The loss became NaN or infinite at step {bad}. {kept} Lower the learning rates "
-            "(config.optim_w.lr, config.optim_alpha.lr) or check the data.")
 
 
 def _log(writer, progress, strategy, space, table, state, metrics, step):

@@ -1,0 +1,119 @@
+"""Benchmarks the cost of hypergradients on the jaxnas supernets, in units of one weight gradient.
+
+    python -m experiments.bench_hypergrad --space=nb201 --C=16 --cells=5 --batch=64
+    python -m experiments.bench_hypergrad --space=darts --C=16 --cells=8 --batch=32
+
+For one supernet and batch it compiles and times (median of ``--repeats`` runs after one warm-up):
+the weight gradient of the training loss, one Hessian-vector product, and the hypergradient of
+every method (first order, DARTS second order exact and finite-difference, Neumann for several K,
+CG for several iteration counts, Amended). It prints a markdown table with the wall time, the
+ratio to the gradient, the compile time and XLA's estimate of the program's temporary memory, and
+writes the same as JSON (``--out``).
+"""
+
+import json
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from jaxnas import hypergrad as hg
+from jaxnas.spaces import get_space, init_variables
+from jaxnas.strategies import cross_entropy
+
+_SPACE = flags.DEFINE_enum("space", "nb201", ["nb201", "darts"], "Search space.")
+_C = flags.DEFINE_integer("C", 16, "Initial channels.")
+_CELLS = flags.DEFINE_integer("cells", 5, "NB201: cells per stage (N); DARTS: cells (layers).")
+_BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
+_IMAGE = flags.DEFINE_integer("image", 32, "Image height and width.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per function (after one warm-up).")
+_NEUMANN = flags.DEFINE_list("neumann", ["1", "2", "4", "8"], "Neumann terms K to time.")
+_CG = flags.DEFINE_list("cg", ["5", "10", "20"], "CG iteration counts to time.")
+_OUT = flags.DEFINE_string("out", "", "Where to write the results as JSON.")
+
+
+def _problem():
+    """The train/val losses of the supernet, its variables, alpha and two batches."""
+    options = {"C": _C.value, ("N" if _SPACE.value == "nb201" else "layers"): _CELLS.value}
+    space = get_space(_SPACE.value, **options)
+    net = space.supernet(num_classes=10)
+    key = jax.random.PRNGKey(0)
+    alpha = {k: 1e-3 * jax.random.normal(jax.random.fold_in(key, i), shape)
+             for i, (k, shape) in enumerate(sorted(space.arch_shapes().items()))}
+    softmax = lambda a: jax.tree.map(lambda x: jax.nn.softmax(x, -1), a)
+    shape = (_BATCH.value, _IMAGE.value, _IMAGE.value, 3)
+    batches = [(jax.random.normal(jax.random.fold_in(key, 10 + i), shape),
+                jax.random.randint(jax.random.fold_in(key, 20 + i), (_BATCH.value,), 0, 10))
+               for i in range(2)]
+    variables = init_variables(net, key, batches[0][0][:1], softmax(alpha))
+
+    def loss(params, a, batch):
+        logits, _ = net.apply({"params": params, "batch_stats": variables["batch_stats"]},
+                              batch[0], softmax(a), train=True, mutable=["batch_stats"])
+        return cross_entropy(logits, batch[1])
+
+    label = f"{space.name} C={_C.value} cells={_CELLS.value} batch={_BATCH.value}"
+    return label, loss, variables["params"], alpha, batches
+
+
+def _measure(fn, *args):
+    """(median seconds, compile seconds, temp bytes) of the jitted ``fn(*args)``."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_time = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
+    jax.block_until_ready(compiled(*args))
+    times = []
+    for _ in range(_REPEATS.value):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), compile_time, temp
+
+
+def main(argv):
+    del argv
+    label, loss, params, alpha, (train, val) = _problem()
+    lr = 0.025
+    rows = [("weight gradient", lambda w: jax.grad(loss)(w, alpha, train), (params,))]
+    v = jax.tree.map(lambda x: jnp.ones_like(x) * 1e-2, params)
+    rows.append(("HVP (forward-over-reverse)",
+                 lambda w, v: hg.hvp(lambda w_: loss(w_, alpha, train), w, v), (params, v)))
+    methods = [("first order", hg.FirstOrder()),
+               ("DARTS 2nd order, exact", hg.Unrolled(lr, 1)),
+               ("DARTS 2nd order, finite difference", hg.Unrolled(lr, 1, "finite_difference"))]
+    methods += [(f"Neumann K={k}", hg.Neumann(lr, int(k))) for k in _NEUMANN.value]
+    methods += [(f"CG {n} iterations", hg.ConjugateGradient(int(n), 0.0, damping=1e-3))
+                for n in _CG.value]
+    methods += [("Amended", hg.Amended(0.1))]
+    for name, method in methods:
+        rows.append((name, lambda w, a, m=method: hg.hypergradient(m, loss, loss, w, a, train,
+                                                                   val)[0], (params, alpha)))
+    results = []
+    for name, fn, args in rows:
+        seconds, compile_time, temp = _measure(fn, *args)
+        results.append({"name": name, "seconds": seconds, "compile_seconds": compile_time,
+                        "temp_bytes": temp})
+        print(f"  {name}: {seconds * 1e3:.1f} ms", flush=True)
+    grad = results[0]["seconds"]
+    device = jax.devices()[0]
+    print(f"\n{label}; {device.device_kind} ({device.platform}), {platform.processor() or ''} "
+          f"jax {jax.__version__}, median of {_REPEATS.value}\n")
+    print("| computation | time (ms) | / gradient | compile (s) | temp memory (MB) |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        memory = f"{r['temp_bytes'] / 2**20:.0f}" if r["temp_bytes"] is not None else "n/a"
+        print(f"| {r['name']} | {r['seconds'] * 1e3:.1f} | {r['seconds'] / grad:.2f} | "
+              f"{r['compile_seconds']:.1f} | {memory} |")
+    if _OUT.value:
+        with open(_OUT.value, "w", encoding="utf-8") as f:
+            json.dump({"setup": label, "device": str(device), "jax": jax.__version__,
+                       "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,41 @@
+"""Pieces both loops (search and retraining) share: resuming, global batches from the host, and
+the check for a non-finite loss before anything is logged or saved."""
+
+import jax
+import numpy as np
+
+from jaxnas.data import local_rows, replicated, to_global
+from jaxnas.engine.log import logger
+
+
+def resume(checkpoints, initial_state, mesh):
+    """The newest restorable checkpoint (or ``initial_state``), replicated over ``mesh``."""
+    state = checkpoints.restore_latest(initial_state)
+    if state is None:
+        state = initial_state
+    else:
+        logger.info("Resumed from step %d of %s.", int(state.step), checkpoints.workdir)
+    return jax.device_put(state, replicated(mesh))
+
+
+def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batch_size: int,
+                   mesh) -> dict:
+    """The next batches of every stream, sharded over ``mesh``:
+    ``{stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}`` with n = ``per_step[stream]``
+    batches from ``positions[stream]`` on, from the training arrays of ``dataset``."""
+    rows = local_rows(batch_size)
+    out = {}
+    for name, stream in streams.items():
+        idx = np.stack([stream.batch(positions[name] + i)[rows] for i in range(per_step[name])])
+        out[name] = {"image": dataset.x_train[idx], "label": dataset.y_train[idx]}
+    return to_global(out, mesh, batch_axis=1)
+
+
+def check_finite(state, checkpoints, advice: str) -> None:
+    """Raises FloatingPointError if ``state.nonfinite_step`` records a NaN or infinite loss."""
+    bad = int(state.nonfinite_step)
+    if bad >= 0:
+        last = checkpoints.latest_step()
+        kept = (f"The last good checkpoint (step {last}) is kept in {checkpoints.directory}."
+                if last is not None else "No checkpoint was written before it.")
+        raise FloatingPointError(f"The loss became NaN or infinite at step {bad}. {kept} {advice}")
