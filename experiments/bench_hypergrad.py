@@ -20,43 +20,13 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
+from experiments.bench_common import supernet_problem
 from jaxnas import hypergrad as hg
-from jaxnas.spaces import get_space, init_variables
-from jaxnas.strategies import cross_entropy
 
-_SPACE = flags.DEFINE_enum("space", "nb201", ["nb201", "darts"], "Search space.")
-_C = flags.DEFINE_integer("C", 16, "Initial channels.")
-_CELLS = flags.DEFINE_integer("cells", 5, "NB201: cells per stage (N); DARTS: cells (layers).")
-_BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
-_IMAGE = flags.DEFINE_integer("image", 32, "Image height and width.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per function (after one warm-up).")
 _NEUMANN = flags.DEFINE_list("neumann", ["1", "2", "4", "8"], "Neumann terms K to time.")
 _CG = flags.DEFINE_list("cg", ["5", "10", "20"], "CG iteration counts to time.")
 _OUT = flags.DEFINE_string("out", "", "Where to write the results as JSON.")
-
-
-def _problem():
-    """The train/val losses of the supernet, its variables, alpha and two batches."""
-    options = {"C": _C.value, ("N" if _SPACE.value == "nb201" else "layers"): _CELLS.value}
-    space = get_space(_SPACE.value, **options)
-    net = space.supernet(num_classes=10)
-    key = jax.random.PRNGKey(0)
-    alpha = {k: 1e-3 * jax.random.normal(jax.random.fold_in(key, i), shape)
-             for i, (k, shape) in enumerate(sorted(space.arch_shapes().items()))}
-    softmax = lambda a: jax.tree.map(lambda x: jax.nn.softmax(x, -1), a)
-    shape = (_BATCH.value, _IMAGE.value, _IMAGE.value, 3)
-    batches = [(jax.random.normal(jax.random.fold_in(key, 10 + i), shape),
-                jax.random.randint(jax.random.fold_in(key, 20 + i), (_BATCH.value,), 0, 10))
-               for i in range(2)]
-    variables = init_variables(net, key, batches[0][0][:1], softmax(alpha))
-
-    def loss(params, a, batch):
-        logits, _ = net.apply({"params": params, "batch_stats": variables["batch_stats"]},
-                              batch[0], softmax(a), train=True, mutable=["batch_stats"])
-        return cross_entropy(logits, batch[1])
-
-    label = f"{space.name} C={_C.value} cells={_CELLS.value} batch={_BATCH.value}"
-    return label, loss, variables["params"], alpha, batches
 
 
 def _measure(fn, *args):
@@ -77,7 +47,7 @@ def _measure(fn, *args):
 
 def main(argv):
     del argv
-    label, loss, params, alpha, (train, val) = _problem()
+    label, loss, params, alpha, (train, val) = supernet_problem()
     lr = 0.025
     rows = [("weight gradient", lambda w: jax.grad(loss)(w, alpha, train), (params,))]
     v = jax.tree.map(lambda x: jnp.ones_like(x) * 1e-2, params)

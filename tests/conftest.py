@@ -50,6 +50,8 @@ def tiny_config():
 
     def make(**overrides):
         config = quickstart.get_config()
+        config.space.C = 4
+        config.optim_alpha.lr = 3e-3
         config.batch_size = 16
         config.epochs = 2
         config.log_every = 5

@@ -77,11 +77,17 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, tiny_co
     assert steps == sorted(set(steps))
 
 
-def test_a_finished_run_rerun_changes_nothing(tmp_path, tiny_config):
+def test_a_finished_run_rerun_changes_nothing_and_eigenvalues_are_logged(tmp_path, tiny_config):
     workdir = str(tmp_path / "run")
-    first = search(tiny_config(epochs=1), workdir)
-    again = search(tiny_config(epochs=1), workdir)
+    config = tiny_config(epochs=1, eigenvalue_every=20, eigenvalue_iters=5)
+    first = search(config, workdir)
+    again = search(config, workdir)
     np.testing.assert_array_equal(first.state.alpha["cell"], again.state.alpha["cell"])
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    eigen = [(r["step"], r["alpha_hessian_eigenvalue"]) for r in records
+             if "alpha_hessian_eigenvalue" in r]
+    assert [step for step, _ in eigen] == [20, 40]
+    assert all(np.isfinite(value) and value != 0 for _, value in eigen)
 
 
 def test_the_step_compiles_once(tiny_config):
@@ -147,6 +153,7 @@ _PARALLEL_SCRIPT = textwrap.dedent("""
     assert len(jax.devices()) == {devices}, jax.devices()
     c = quickstart.get_config()
     c.batch_size, c.epochs, c.max_steps, c.log_every, c.checkpoint_every = 16, 1, 6, 3, 3
+    c.space.C = 4
     c.augment = True
     state = search(c, {workdir!r}).state
     leaves = jax.tree_util.tree_flatten_with_path((state.alpha, state.params, state.batch_stats))
@@ -155,13 +162,18 @@ _PARALLEL_SCRIPT = textwrap.dedent("""
 """)
 
 
+def _cpu_devices(count):
+    """The environment of a subprocess that sees ``count`` CPU devices."""
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+            + f" --xla_force_host_platform_device_count={count}"}
+
+
 def _run_on_devices(devices, tmp_path):
     out = str(tmp_path / f"out{devices}.npz")
     script = _PARALLEL_SCRIPT.format(repo=REPO, devices=devices,
                                      workdir=str(tmp_path / f"run{devices}"), out=out)
-    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
-           + f" --xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script], env=_cpu_devices(devices),
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(np.load(out))
 
@@ -205,3 +217,73 @@ def test_a_workdir_with_another_config_is_refused(tmp_path, tiny_config):
 def test_config_errors_are_clear(tmp_path, tiny_config, override, match):
     with pytest.raises(ValueError, match=match):
         search(tiny_config(**override), str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("dataset", ["npz", "tfds"])
+def test_darts_nb201_config_runs_a_few_steps(tmp_path, dataset, cifar10_subset_path):
+    import tensorflow_datasets as tfds
+    from experiments.configs import darts_nb201
+
+    # The config as the papers set it, but for the supernet's size (C=16, N=5 takes minutes to
+    # compile on a 2-core CPU; that size runs in benchmarks and by hand).
+    config = darts_nb201.get_config()
+    config.update_from_flattened_dict({"space.C": 4, "space.N": 1, "batch_size": 16,
+                                       "max_steps": 2, "log_every": 1})
+    if dataset == "npz":
+        config.dataset = f"npz:{cifar10_subset_path}"
+        result = search(config, str(tmp_path / "run"))
+    else:
+        with tfds.testing.mock_data(num_examples=64):
+            result = search(config, str(tmp_path / "run"))
+    assert result.steps == 2 and np.isfinite(result.metrics["train_loss"])
+    records = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+    assert [r["step"] for r in records] == [1, 2]
+
+
+def test_the_search_command_line(tmp_path):
+    workdir = tmp_path / "cli"
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.search",
+         "--config=experiments/configs/quickstart.py", f"--workdir={workdir}",
+         "--config.max_steps=12", "--config.log_every=6", "--config.batch_size=16",
+         "--config.space.C=4"],
+        cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "step 12/12" in done.stderr and "genotype: |" in done.stdout
+    genotype = json.load(open(workdir / "genotype.json"))
+    assert done.stdout.strip().endswith(genotype["arch_str"])
+    refused = subprocess.run(
+        [sys.executable, "-m", "experiments.search",
+         "--config=experiments/configs/quickstart.py", f"--workdir={workdir}",
+         "--config.optim_w.lr=-1"], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode != 0 and "config.optim_w.lr must be a positive" in refused.stderr
+
+
+def test_an_nb201_search_reports_its_benchmark_accuracy(tmp_path, tiny_config, nb201_table_path):
+    from jaxnas.benchmarks import NB201Table
+
+    workdir = tmp_path / "run"
+    result = search(tiny_config(max_steps=10, nb201_table=nb201_table_path), str(workdir))
+    expected = NB201Table.load(nb201_table_path).query(result.genotype)
+    genotype = json.load(open(workdir / "genotype.json"))
+    assert genotype["nb201"]["c10_test_200"] == pytest.approx(expected.c10_test_200)
+    records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
+    for record in records:  # every logged step holds the lookup of the genotype of that step
+        assert record["nb201/c10_test"] == pytest.approx(
+            NB201Table.load(nb201_table_path).query(record["genotype"]).c10_test_200)
+
+
+def test_a_batch_that_does_not_divide_across_devices_is_refused(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from experiments.configs import quickstart
+        from jaxnas.engine import search
+        c = quickstart.get_config()
+        c.batch_size = 18
+        search(c, {str(tmp_path / "run")!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], env=_cpu_devices(4),
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "The batch size 18 does not divide across the 4 devices" in done.stderr

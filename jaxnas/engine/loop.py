@@ -2,6 +2,7 @@
 the check for a non-finite loss before anything is logged or saved."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.data import local_rows, replicated, to_global
@@ -29,6 +30,13 @@ def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batc
         idx = np.stack([stream.batch(positions[name] + i)[rows] for i in range(per_step[name])])
         out[name] = {"image": dataset.x_train[idx], "label": dataset.y_train[idx]}
     return to_global(out, mesh, batch_axis=1)
+
+
+def first_nonfinite_step(state, metrics: dict):
+    """``state.nonfinite_step``, or ``state.step`` when that is unset (-1) and a metric of this
+    step is NaN or infinite: the on-device record that ``check_finite`` reads."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+    return jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
 
 
 def check_finite(state, checkpoints, advice: str) -> None:

@@ -17,17 +17,18 @@ import ml_collections
 import numpy as np
 
 from jaxnas import hypergrad as hg
+from jaxnas import viz
+from jaxnas.benchmarks import NB201Table
 from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, replicated,
                          search_split)
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.log import logger
-from jaxnas.engine.loop import check_finite, global_batches, resume
+from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
 from jaxnas.spaces import get_space, init_variables, save_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
-
 
 _ADVICE = ("Lower the learning rates (config.optim_w.lr, config.optim_alpha.lr) or check the "
            "data.")
@@ -146,7 +147,7 @@ def search(config, workdir: str) -> SearchResult:
             position = {k: position[k] + per_step[k] for k in position}
             done = step + 1
             if eigen_fn is not None and done % config.eigenvalue_every == 0:
-                metrics = {**metrics, "alpha_hessian_eigenvalue": eigen_fn(state, batches["val"])}
+                writer.write(done, {"alpha_hessian_eigenvalue": eigen_fn(state, batches["val"])})
             if done % config.log_every == 0 or done == total_steps:
                 check_finite(state, checkpoints, _ADVICE)
                 metrics = _log(writer, progress, strategy, space, table, state, metrics, done)
@@ -186,11 +187,9 @@ def make_step(strategy, problem, per_step, mesh):
 
     def step(state, batches):
         new, metrics = strategy.step(state, batches, problem)
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))
-        nonfinite = jnp.where((state.nonfinite_step < 0) & ~finite, state.step,
-                              state.nonfinite_step)
         position = {k: v + per_step[k] for k, v in state.data_position.items()}
-        return new.replace(data_position=position, nonfinite_step=nonfinite), metrics
+        return new.replace(data_position=position,
+                           nonfinite_step=first_nonfinite_step(state, metrics)), metrics
 
     rep = replicated(mesh)
     return jax.jit(step, out_shardings=(rep, rep), donate_argnums=0)
@@ -202,7 +201,7 @@ def make_eigenvalue(strategy, problem, config):
     @jax.jit
     def eigenvalue(state, val):
         loss = strategy.val_loss(state, jax.tree.map(lambda x: x[0], val), problem)
-        value, _, _ = hg.top_hessian_eigenvalue(lambda a: loss(a), state.alpha,
+        value, _, _ = hg.top_hessian_eigenvalue(loss, state.alpha,
                                                 key=jax.random.fold_in(state.rng, state.step),
                                                 iters=config.eigenvalue_iters)
         return value
@@ -236,15 +235,11 @@ def _nb201_table(config, space):
     if space.name != "nb201":
         raise ValueError(f"config.nb201_table is set, but the search space is {space.name!r}; "
                          "the NAS-Bench-201 lookup needs the nb201 space.")
-    from jaxnas.benchmarks import NB201Table
-
     return NB201Table.load(config.nb201_table)
 
 
 def finish(workdir, strategy, space, state, table, steps):
     """Derives the genotype and writes ``genotype.json``, the cell drawing and the weight plot."""
-    from jaxnas import viz
-
     weights = jax.device_get(strategy.arch_weights(state.alpha))
     genotype = space.derive(weights)
     extra = {"strategy": strategy.name, "step": steps,
@@ -253,14 +248,14 @@ def finish(workdir, strategy, space, state, table, steps):
         result = table.query(genotype)
         extra["nb201"] = dataclasses.asdict(result)
         logger.info("NAS-Bench-201 of %s: CIFAR-10 test %.2f, CIFAR-100 test %.2f, "
-                     "ImageNet16-120 test %.2f.", genotype.arch_str, result.c10_test_200,
-                     result.c100_test_200, result.in16_test_200)
+                    "ImageNet16-120 test %.2f.", genotype.arch_str, result.c10_test_200,
+                    result.c100_test_200, result.in16_test_200)
     save_genotype(genotype, os.path.join(workdir, "genotype.json"), **extra)
     viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
     history = viz.load_arch_weight_history(os.path.join(workdir, "metrics.jsonl"))
     if history:
         viz.plot_arch_weights(history, os.path.join(workdir, "arch_weights.png"), space.ops)
     logger.info("Derived genotype: %s (written to %s).", genotype,
-                 os.path.join(workdir, "genotype.json"))
+                os.path.join(workdir, "genotype.json"))
     print(f"genotype: {genotype}")
     return genotype

@@ -34,7 +34,7 @@ from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset,
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.log import logger
-from jaxnas.engine.loop import check_finite, global_batches, resume
+from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import epoch_schedule, weight_optimizer
 from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_genotype,
@@ -93,7 +93,6 @@ def drop_path_by_epoch(rate: float, epochs: int, steps_per_epoch: int):
         return rate * jnp.floor_divide(step, steps_per_epoch) / epochs
 
     return schedule
-
 
 
 def top_k_correct(logits, labels, k: int):
@@ -276,8 +275,7 @@ def make_step(setup: TrainSetup, mesh):
         metrics = {"train_loss": loss, "train_accuracy": acc, "lr": setup.lr(state.step)}
         if setup.drop_path:
             metrics["drop_path"] = setup.drop_path(state.step)
-        nonfinite = jnp.where((state.nonfinite_step < 0) & ~jnp.isfinite(loss), state.step,
-                              state.nonfinite_step)
+        nonfinite = first_nonfinite_step(state, metrics)
         return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                              opt_w=opt_w, nonfinite_step=nonfinite), metrics
 
