@@ -6,9 +6,9 @@
 For one supernet and batch it compiles and times (median of ``--repeats`` runs after one warm-up):
 the weight gradient of the training loss, one Hessian-vector product, and the hypergradient of
 every method (first order, DARTS second order exact and finite-difference, Neumann for several K,
-CG for several iteration counts, Amended). It prints a markdown table with the wall time, the
-ratio to the gradient, the compile time and XLA's estimate of the program's temporary memory, and
-writes the same as JSON (``--out``).
+CG for several iteration caps, Amended). It prints a markdown table with the HVPs each used, the
+wall time, the ratio to the gradient, the compile time, and XLA's estimates of the program's
+temporary memory and of the bytes it reads and writes; writes the same as JSON (``--out``).
 """
 
 import json
@@ -30,55 +30,66 @@ _OUT = flags.DEFINE_string("out", "", "Where to write the results as JSON.")
 
 
 def _measure(fn, *args):
-    """(median seconds, compile seconds, temp bytes) of the jitted ``fn(*args)``."""
+    """Median seconds, compile seconds, XLA's temp bytes and bytes accessed, and the output of
+    the jitted ``fn(*args)``."""
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     compile_time = time.perf_counter() - start
     memory = compiled.memory_analysis()
     temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
-    jax.block_until_ready(compiled(*args))
+    cost = compiled.cost_analysis()
+    cost = (cost[0] if isinstance(cost, list) else cost) or {}
+    output = jax.block_until_ready(compiled(*args))
     times = []
     for _ in range(_REPEATS.value):
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
-    return statistics.median(times), compile_time, temp
+    return statistics.median(times), compile_time, temp, cost.get("bytes accessed"), output
 
 
 def main(argv):
     del argv
     label, loss, params, alpha, (train, val) = supernet_problem()
     lr = 0.025
-    rows = [("weight gradient", lambda w: jax.grad(loss)(w, alpha, train), (params,))]
+    # Alpha is an argument, as in a search step (XLA cannot treat the mixing weights as constants).
+    rows = [("weight gradient", lambda w, a: jax.grad(loss)(w, a, train), (params, alpha)),
+            ("weight gradient, alpha a compile-time constant",
+             lambda w: jax.grad(loss)(w, alpha, train), (params,))]
     v = jax.tree.map(lambda x: jnp.ones_like(x) * 1e-2, params)
     rows.append(("HVP (forward-over-reverse)",
-                 lambda w, v: hg.hvp(lambda w_: loss(w_, alpha, train), w, v), (params, v)))
+                 lambda w, a, v: hg.hvp(lambda w_: loss(w_, a, train), w, v), (params, alpha, v)))
     methods = [("first order", hg.FirstOrder()),
                ("DARTS 2nd order, exact", hg.Unrolled(lr, 1)),
                ("DARTS 2nd order, finite difference", hg.Unrolled(lr, 1, "finite_difference"))]
     methods += [(f"Neumann K={k}", hg.Neumann(lr, int(k))) for k in _NEUMANN.value]
-    methods += [(f"CG {n} iterations", hg.ConjugateGradient(int(n), 0.0, damping=1e-3))
+    methods += [(f"CG, at most {n} iterations", hg.ConjugateGradient(int(n), 0.0, damping=1e-3))
                 for n in _CG.value]
     methods += [("Amended", hg.Amended(0.1))]
     for name, method in methods:
         rows.append((name, lambda w, a, m=method: hg.hypergradient(m, loss, loss, w, a, train,
-                                                                   val)[0], (params, alpha)))
+                                                                   val), (params, alpha)))
     results = []
     for name, fn, args in rows:
-        seconds, compile_time, temp = _measure(fn, *args)
+        seconds, compile_time, temp, accessed, output = _measure(fn, *args)
+        hvps = int(output[1]["hvps"]) if isinstance(output, tuple) else None  # (grad, info)
         results.append({"name": name, "seconds": seconds, "compile_seconds": compile_time,
-                        "temp_bytes": temp})
-        print(f"  {name}: {seconds * 1e3:.1f} ms", flush=True)
+                        "temp_bytes": temp, "bytes_accessed": accessed, "hvps": hvps})
+        used = "" if hvps is None else f", {hvps} HVPs"
+        print(f"  {name}: {seconds * 1e3:.1f} ms{used}, compile {compile_time:.1f} s", flush=True)
     grad = results[0]["seconds"]
     device = jax.devices()[0]
     print(f"\n{label}; {device.device_kind} ({device.platform}), {platform.processor() or ''} "
           f"jax {jax.__version__}, median of {_REPEATS.value}\n")
-    print("| computation | time (ms) | / gradient | compile (s) | temp memory (MB) |")
-    print("|---|---|---|---|---|")
+    print("| computation | HVPs | time (ms) | / gradient | compile (s) | temp memory (MB) "
+          "| bytes accessed (GB) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         memory = f"{r['temp_bytes'] / 2**20:.0f}" if r["temp_bytes"] is not None else "n/a"
-        print(f"| {r['name']} | {r['seconds'] * 1e3:.1f} | {r['seconds'] / grad:.2f} | "
-              f"{r['compile_seconds']:.1f} | {memory} |")
+        accessed = f"{r['bytes_accessed'] / 1e9:.1f}" if r["bytes_accessed"] else "n/a"
+        hvps = "" if r["hvps"] is None else r["hvps"]
+        print(f"| {r['name']} | {hvps} | {r['seconds'] * 1e3:.1f} | {r['seconds'] / grad:.2f} | "
+              f"{r['compile_seconds']:.1f} | {memory} | {accessed} |")
     if _OUT.value:
         with open(_OUT.value, "w", encoding="utf-8") as f:
             json.dump({"setup": label, "device": str(device), "jax": jax.__version__,
