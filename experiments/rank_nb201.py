@@ -8,7 +8,6 @@ and the Kendall tau between the two rankings; writes ``WORKDIR/ranking.json`` an
 ``WORKDIR/ranking.png`` (benchmark accuracy against supernet accuracy).
 """
 
-import json
 import os
 
 import numpy as np
@@ -20,6 +19,7 @@ from jaxnas.analysis.supernet_ranking import (SPLITS, RankingResult, nb201_space
 from jaxnas.benchmarks import NB201Table, parse_arch_str
 from jaxnas.benchmarks.nb201 import DATASETS, METRICS
 from jaxnas.engine import load_search
+from jaxnas.files import write_json
 from jaxnas.viz.cells import new_figure, save_figure
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a finished (or running) NB201 search.")
@@ -117,13 +117,6 @@ def plot_ranking(result: RankingResult, path: str, title: str) -> str:
         return save_figure(fig, path)
 
 
-def _write_json(data: dict, path: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def rank_workdir(workdir: str, nb201_table: str, num_archs: int, seed: int = 0,
                  split: str = "val", dataset: str = "cifar10",
                  metric: str = "test") -> RankingResult:
@@ -136,7 +129,7 @@ def rank_workdir(workdir: str, nb201_table: str, num_archs: int, seed: int = 0,
     print(format_table(result))
     step = int(state.step)
     tau = None if np.isnan(result.kendall_tau) else result.kendall_tau
-    _write_json({
+    write_json(os.path.join(workdir, "ranking.json"), {
         "workdir": os.path.abspath(workdir), "step": step, "seed": seed, "split": split,
         "num_examples": result.num_examples, "benchmark_column": result.benchmark_column,
         "kendall_tau": tau,
@@ -144,7 +137,7 @@ def rank_workdir(workdir: str, nb201_table: str, num_archs: int, seed: int = 0,
                    "num_conv": conv_count(arch), "num_skip": nb201_skip_count(arch)}
                   for arch, s, b in zip(result.arch_strs, result.supernet_accuracy,
                                         result.benchmark_accuracy)],
-    }, os.path.join(workdir, "ranking.json"))
+    })
     plot_ranking(result, os.path.join(workdir, "ranking.png"),
                  f"{os.path.basename(os.path.abspath(workdir))}: search on "
                  f"{setup.config.dataset}, step {step}")

@@ -8,6 +8,8 @@ or how far the run goes but not its trajectory, may differ).
 import json
 import os
 
+from jaxnas.files import write_json
+
 RUN_CONTROL = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                "eigenvalue_every", "eigenvalue_iters", "nb201_table", "data_dir",
                "eval_every")
@@ -52,7 +54,4 @@ def claim_workdir(workdir: str, config) -> None:
                 f"The workdir {workdir!r} holds a run with a different config ({details}). "
                 "Use a new --workdir, or rerun with the saved config to resume.")
         return
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(current, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_json(path, current, sort_keys=True)

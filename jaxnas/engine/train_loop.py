@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxnas import viz
 from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, local_rows,
                          normalize, preprocess, replicated, to_global)
 from jaxnas.engine import config as config_lib
@@ -37,6 +38,7 @@ from jaxnas.engine.log import logger
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import epoch_schedule, weight_optimizer
+from jaxnas.files import write_json
 from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_genotype,
                            save_genotype)
 from jaxnas.spaces.flops import count_macs
@@ -419,12 +421,7 @@ def _claim_workdir(workdir: str, config, genotype) -> None:
 
 def _finish(workdir: str, genotype, report: dict) -> None:
     """Writes ``report.json``, the training curves and the genotype drawing; prints the report."""
-    from jaxnas import viz
-
-    tmp = os.path.join(workdir, "report.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, os.path.join(workdir, "report.json"))
+    write_json(os.path.join(workdir, "report.json"), report)
     metrics = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(metrics):
         viz.plot_training_curves(metrics, os.path.join(workdir, "training_curves.png"))

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxnas.files import write_json
 from jaxnas.spaces.ops import DARTS_OPS, NB201_OPS, check_op_names
 
 # (src, dst) of the NB201 cell's edges, in arch-string order.
@@ -199,10 +200,7 @@ def genotype_from_dict(data: dict) -> Genotype:
 
 def save_genotype(genotype: Genotype, path: str | os.PathLike, **extra) -> None:
     """Writes ``genotype`` (and any JSON-able ``extra`` fields) as JSON, atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({**genotype.to_dict(), **extra}, f, indent=2)
-    os.replace(tmp, path)
+    write_json(path, {**genotype.to_dict(), **extra})
 
 
 def load_genotype(path_or_name: str | os.PathLike) -> Genotype:
