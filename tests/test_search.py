@@ -240,6 +240,28 @@ def test_darts_nb201_config_runs_a_few_steps(tmp_path, dataset, cifar10_subset_p
     assert [r["step"] for r in records] == [1, 2]
 
 
+def test_amended_s1_config_searches_with_its_auxiliary_tower(tmp_path, cifar10_subset_path):
+    import ml_collections
+
+    from experiments.configs import amended_cnn
+    from jaxnas.engine import build
+
+    # Space S1 (fixed edges, auxiliary tower, cutout) at a size that compiles in seconds, with the
+    # first-order strategy: the tower must be built at initialization and trained by the search.
+    config = amended_cnn.get_config("s1")
+    config.update_from_flattened_dict({
+        "dataset": f"npz:{cifar10_subset_path}", "space.C": 2, "space.layers": 3,
+        "batch_size": 8, "max_steps": 2, "log_every": 1})
+    config.strategy = ml_collections.ConfigDict({"name": "darts"})
+    start = build(config).initial_state().params["auxiliary"]
+    result = search(config, str(tmp_path / "run"))
+    assert result.steps == 2 and np.isfinite(result.metrics["train_loss"])
+    kernel = start["Dense_0"]["kernel"]
+    moved = result.state.params["auxiliary"]["Dense_0"]["kernel"]
+    # Weight decay alone moves a weight by lr * wd = 7.5e-6 of itself per step.
+    assert np.abs(moved - kernel).max() > 1e-3 * np.abs(kernel).max()
+
+
 def test_the_search_command_line(tmp_path):
     workdir = tmp_path / "cli"
     done = subprocess.run(

@@ -166,12 +166,13 @@ def search(config, workdir: str) -> SearchResult:
 
 
 def init_state(seed: int, strategy, space, problem: SearchProblem, image_shape) -> SearchState:
-    """The search state at step 0 (weights drawn by ``init_variables``, alpha by the strategy)."""
+    """The search state at step 0 (weights drawn by ``init_variables``, alpha by the strategy;
+    the network is built in training mode, so a supernet's auxiliary tower has its weights)."""
     key = jax.random.PRNGKey(seed)
     k_net, k_alpha, k_run = jax.random.split(key, 3)
     alpha = strategy.init_alpha(k_alpha, space.arch_shapes())
     x = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-    variables = init_variables(problem.net, k_net, x, strategy.arch_weights(alpha), train=False)
+    variables = init_variables(problem.net, k_net, x, strategy.arch_weights(alpha), train=True)
     params = variables["params"]
     return SearchState(
         step=jnp.zeros((), jnp.int32), params=params,
