@@ -62,6 +62,31 @@ def tiny_config():
     return make
 
 
+@pytest.fixture
+def resumed_search(tmp_path):
+    """Returns ``run(config, stop)``: searches ``config`` once straight through (``full/``) and
+    once stopped after ``stop`` steps and resumed (``part/``), asserts that every leaf of the two
+    final states is bit-identical, and returns ``(full, resumed)`` search results."""
+    import jax
+    import numpy as np
+
+    from jaxnas.engine import search
+
+    def run(config, stop):
+        full = search(config, str(tmp_path / "full"))
+        steps = config.max_steps
+        config.max_steps = stop
+        search(config, str(tmp_path / "part"))
+        config.max_steps = steps
+        resumed = search(config, str(tmp_path / "part"))
+        leaves = lambda s: jax.tree_util.tree_leaves_with_path(jax.device_get(s))  # noqa: E731
+        for (path, a), (_, b) in zip(leaves(full.state), leaves(resumed.state), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+        return full, resumed
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def x64():
     """Float64 for the tests of a module (``pytestmark = pytest.mark.usefixtures("x64")``)."""

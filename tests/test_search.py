@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +20,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _flat(tree):
-    return flax.traverse_util.flatten_dict(jax.device_get(tree), sep="/")
+    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
 
 
 def test_search_writes_the_workdir(tmp_path, tiny_config):
@@ -42,7 +42,7 @@ def test_search_writes_the_workdir(tmp_path, tiny_config):
     # The genotype is the argmax of the final softmax(alpha), with its arch string.
     genotype = json.load(open(os.path.join(workdir, "genotype.json")))
     ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-    expected = [ops[i] for i in np.argmax(np.asarray(result.state.alpha["cell"]), axis=-1)]
+    expected = [ops[i] for i in np.argmax(np.asarray(result.state.arch.alpha["cell"]), axis=-1)]
     assert genotype["ops"] == expected and genotype["arch_str"] == str(result.genotype)
     # Training did something: the last train loss is well below log(10).
     assert records[-1]["train_loss"] < 0.8 * np.log(10)
@@ -67,7 +67,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, tiny_co
     corrupt = os.listdir(os.path.join(part, "checkpoints_corrupt"))
     assert len(corrupt) == 1 and corrupt[0].startswith("13-")
     assert int(resumed.state.step) == int(full.state.step)
-    for name in ("alpha", "params", "batch_stats"):
+    for name in ("arch", "params", "batch_stats"):
         a, b = _flat(getattr(full.state, name)), _flat(getattr(resumed.state, name))
         assert a.keys() == b.keys()
         for key in a:
@@ -82,7 +82,7 @@ def test_a_finished_run_rerun_changes_nothing_and_eigenvalues_are_logged(tmp_pat
     config = tiny_config(epochs=1, eigenvalue_every=20, eigenvalue_iters=5)
     first = search(config, workdir)
     again = search(config, workdir)
-    np.testing.assert_array_equal(first.state.alpha["cell"], again.state.alpha["cell"])
+    np.testing.assert_array_equal(first.state.arch.alpha["cell"], again.state.arch.alpha["cell"])
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     eigen = [(r["step"], r["alpha_hessian_eigenvalue"]) for r in records
              if "alpha_hessian_eigenvalue" in r]
@@ -92,7 +92,7 @@ def test_a_finished_run_rerun_changes_nothing_and_eigenvalues_are_logged(tmp_pat
 
 def test_the_step_compiles_once(tiny_config):
     from jaxnas.data import data_mesh, replicated
-    from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+    from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
     from jaxnas.spaces import get_space
     from jaxnas.strategies import SearchProblem, get_strategy
 
@@ -104,8 +104,7 @@ def test_the_step_compiles_once(tiny_config):
     object.__setattr__(strategy, "step", lambda *a: (traces.append(1), original(*a))[1])
     schedule = cosine_by_epoch(0.025, 0.001, 2, 10)
     problem = SearchProblem(space.supernet(10), (0.3,), (0.4,), False, 0,
-                            weight_optimizer(config.optim_w, schedule),
-                            arch_optimizer(config.optim_alpha), schedule)
+                            weight_optimizer(config.optim_w, schedule), schedule)
     mesh = data_mesh()
     state = jax.device_put(init_state(0, strategy, space, problem, (8, 8, 1)), replicated(mesh))
     step = make_step(strategy, problem, {"train": 1, "val": 1}, mesh)
@@ -119,7 +118,7 @@ def test_the_step_compiles_once(tiny_config):
 
 
 def test_alpha_hessian_eigenvalue_matches_the_dense_hessian(tiny_config):
-    from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+    from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
     from jaxnas.spaces import get_space
     from jaxnas.strategies import SearchProblem, get_strategy
 
@@ -128,17 +127,16 @@ def test_alpha_hessian_eigenvalue_matches_the_dense_hessian(tiny_config):
     strategy = get_strategy("darts")
     schedule = cosine_by_epoch(0.025, 0.001, 2, 10)
     problem = SearchProblem(space.supernet(10), (0.3,), (0.4,), False, 0,
-                            weight_optimizer(config.optim_w, schedule),
-                            arch_optimizer(config.optim_alpha), schedule)
+                            weight_optimizer(config.optim_w, schedule), schedule)
     state = init_state(0, strategy, space, problem, (8, 8, 1))
     rng = np.random.default_rng(1)
     val = {"image": jnp.asarray(rng.integers(0, 255, (1, 16, 8, 8, 1), dtype=np.uint8)),
            "label": jnp.asarray(rng.integers(0, 10, (1, 16)).astype(np.int32))}
     value = float(make_eigenvalue(strategy, problem, config)(state, val))
     # The dense 30 x 30 alpha-Hessian, column by column.
-    loss = strategy.val_loss(state, jax.tree.map(lambda x: x[0], val), problem)
+    loss, alpha = strategy.hessian_target(state, jax.tree.map(lambda x: x[0], val), problem)
     flat_loss = lambda a: loss({"cell": a.reshape(6, 5)})
-    column = jax.jit(lambda v: hg.hvp(flat_loss, state.alpha["cell"].ravel(), v))
+    column = jax.jit(lambda v: hg.hvp(flat_loss, alpha["cell"].ravel(), v))
     dense = np.stack([np.asarray(column(e)) for e in np.eye(30, dtype=np.float32)])
     eigenvalues = np.linalg.eigvalsh((dense + dense.T) / 2)
     dominant = eigenvalues[np.argmax(np.abs(eigenvalues))]
@@ -156,7 +154,8 @@ _PARALLEL_SCRIPT = textwrap.dedent("""
     c.space.C = 4
     c.augment = True
     state = search(c, {workdir!r}).state
-    leaves = jax.tree_util.tree_flatten_with_path((state.alpha, state.params, state.batch_stats))
+    leaves = jax.tree_util.tree_flatten_with_path((state.arch.alpha, state.params,
+                                                   state.batch_stats))
     np.savez({out!r}, **{{jax.tree_util.keystr(path): np.asarray(leaf)
                          for path, leaf in leaves[0]}})
 """)
@@ -325,6 +324,13 @@ _SEARCH_CONFIGS = {
     "idarts_cnn": ("idarts", 5, {"normal": (14, 8), "reduce": (14, 8)}),
     "amended_cnn": ("amended", 1, {"normal": (14, 8), "reduce": (14, 8)}),
     "amended_cnn:s1": ("amended", 1, {"normal": (8, 7), "reduce": (8, 7)}),
+    "balenas_nb201:first_order": ("balenas", 1, {"cell": (6, 5)}),
+    "balenas_nb201:second_order": ("balenas", 1, {"cell": (6, 5)}),
+    "balenas_cnn:second_order": ("balenas", 1, {"normal": (14, 8), "reduce": (14, 8)}),
+    **{f"constrained_cnn:{variant}": ("constrained", 1, {
+        "normal": (14, 7 if "crb" in variant else 8), "reduce": (14, 7 if "crb" in variant else 8)})
+       for variant in ("darts", "cs10", "fimt", "crb", "fimt_crb", "pr", "pr_fimt",
+                       "pr_fimt_crb", "admm", "admm_fimt", "admm_fimt_crb")},
 }
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from jaxnas import hypergrad as hg
 from jaxnas.engine import search
-from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
 from jaxnas.engine.search_loop import init_state
-from jaxnas.strategies import SearchProblem, get_strategy
+from jaxnas.strategies import SearchProblem, get_strategy, update_rule
 
 
 class ToySupernet(nn.Module):
@@ -36,8 +36,7 @@ class ToySpace:
 def _toy_problem(config):
     schedule = cosine_by_epoch(0.1, 0.01, 4, 3)
     return SearchProblem(ToySupernet(), (0.5,), (0.25,), False, 0,
-                         weight_optimizer(config.optim_w, schedule),
-                         arch_optimizer(config.optim_alpha), schedule)
+                         weight_optimizer(config.optim_w, schedule), schedule)
 
 
 def _toy_batches(inner_steps, seed=0):
@@ -65,7 +64,7 @@ CASES = {  # strategy options, the method it must use, T, alpha first
 def test_one_step_is_its_composition_by_hand(tiny_config, case):
     options, method, inner_steps, alpha_first = CASES[case]
     config = tiny_config()
-    strategy = get_strategy(case.split("_")[0], **options)
+    strategy = get_strategy(case.split("_")[0], optim_alpha=config.optim_alpha, **options)
     problem = _toy_problem(config)
     state = init_state(0, strategy, ToySpace(), problem, (4, 4, 1))
     batches = _toy_batches(inner_steps)
@@ -78,33 +77,37 @@ def test_one_step_is_its_composition_by_hand(tiny_config, case):
              for t in range(inner_steps)]
     val = (x(batches["val"]["image"][0]), batches["val"]["label"][0])
     params, batch_stats, opt_w = state.params, state.batch_stats, state.opt_w
+    alpha = state.arch.alpha
+    softmax = lambda a: {"cell": jax.nn.softmax(a["cell"], -1)}  # noqa: E731
     if not alpha_first:
         for xt, yt in train:
-            params, batch_stats, opt_w, _, _ = problem.weight_step(
-                params, batch_stats, opt_w, strategy.arch_weights(state.alpha), xt, yt)
+            params, batch_stats, opt_w = problem.weight_step(
+                params, batch_stats, opt_w, softmax(alpha), xt, yt)[:3]
     wd = options.get("hessian_weight_decay", 0.0)
 
     def loss(w, alpha, batch):
-        value, (_, acc) = problem.loss(w, batch_stats, strategy.arch_weights(alpha), *batch)
+        value, (_, acc) = problem.loss(w, batch_stats, softmax(alpha), *batch)
         l2 = sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(w))
         return value + 0.5 * wd * l2, acc
 
-    grad, _ = hg.hypergradient(method(0.1), loss, loss, params, state.alpha,
+    grad, _ = hg.hypergradient(method(0.1), loss, loss, params, alpha,
                                train[0] if alpha_first else train[-1], val, has_aux=True)
-    updates, _ = problem.tx_alpha.update(grad, state.opt_alpha, state.alpha)
-    expected = optax.apply_updates(state.alpha, updates)
-    np.testing.assert_allclose(new.alpha["cell"], expected["cell"], rtol=1e-5, atol=1e-8)
+    adam = update_rule(config.optim_alpha, ("adam",))  # Adam with L2 decay 1e-3
+    updates, _ = adam.update(grad, adam.init(alpha), alpha)
+    expected = optax.apply_updates(alpha, updates)
+    np.testing.assert_allclose(new.arch.alpha["cell"], expected["cell"], rtol=1e-5, atol=1e-8)
     if alpha_first:  # then the weight step(s) at the new alpha
         for xt, yt in train:
-            params, batch_stats, opt_w, _, _ = problem.weight_step(
-                params, batch_stats, opt_w, strategy.arch_weights(expected), xt, yt)
+            params, batch_stats, opt_w = problem.weight_step(
+                params, batch_stats, opt_w, softmax(expected), xt, yt)[:3]
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # The first Adam step moves each coordinate by about lr_alpha against the gradient's sign.
-    grad_l2 = np.asarray(grad["cell"] + 1e-3 * state.alpha["cell"])
-    moved = np.asarray(new.alpha["cell"] - state.alpha["cell"])
+    grad_l2 = np.asarray(grad["cell"] + 1e-3 * alpha["cell"])
+    moved = np.asarray(new.arch.alpha["cell"] - alpha["cell"])
     assert np.all(np.sign(moved) == -np.sign(grad_l2))
     assert int(new.step) == 1 and float(metrics["lr"]) == pytest.approx(0.1)
+    assert int(new.arch.updates) == 1 and float(metrics["arch/alpha_updates"]) == 1
 
 
 def test_second_order_hypergradients_differ_from_first_order(tiny_config):
@@ -141,7 +144,7 @@ def test_idarts_search_resumes_equal(tmp_path, tiny_config):
     config.max_steps = 8
     resumed = search(config, str(tmp_path / "part"))
     assert int(resumed.state.data_position["train"]) == 16  # T = 2 train batches per step
-    np.testing.assert_array_equal(resumed.state.alpha["cell"], full.state.alpha["cell"])
+    np.testing.assert_array_equal(resumed.state.arch.alpha["cell"], full.state.arch.alpha["cell"])
     for a, b in zip(jax.tree.leaves(resumed.state.params), jax.tree.leaves(full.state.params)):
         np.testing.assert_array_equal(a, b)
     assert resumed.metrics["hypergrad/hvps"] == 1

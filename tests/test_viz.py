@@ -19,6 +19,7 @@ from jaxnas.viz import (
     draw_cell,
     load_arch_weight_history,
     op_color,
+    plot_alpha_schedule,
     plot_arch_weights,
     plot_training_curves,
     save_genotype_figure,
@@ -196,6 +197,20 @@ def test_training_curves_with_missing_keys(tmp_path):
     svg = plot_training_curves(metrics, tmp_path / "curves.svg", keys=["val_accuracy", "lr"])
     assert {"val_accuracy", "lr"} <= set(svg_texts(svg))
     assert "loss" not in svg_texts(svg) and "phase" not in svg_texts(svg)
+
+
+def test_alpha_schedule_figure(tmp_path):
+    # A FIMT-like log: a move every 11th step, logged every step; then a CS10 log without fimt/*.
+    records = [{"step": s, "arch/alpha_updates": s // 11, "fimt/statistic": 5.0 + s % 3,
+                "fimt/ewma": 5.0, "fimt/tau": 4.0 * 1.05 ** (s % 11)} for s in range(1, 60)]
+    out = plot_alpha_schedule(write_jsonl(tmp_path / "m.jsonl", records), tmp_path / "a.svg")
+    texts = svg_texts(out)
+    assert {"statistic", "ewma", "tau"} <= set(texts)
+    assert any("5 in 59 steps" in t for t in texts)
+    cs10 = [{"step": s, "arch/alpha_updates": s // 10} for s in range(5, 105, 5)]
+    assert_png(plot_alpha_schedule(write_jsonl(tmp_path / "c.jsonl", cs10), tmp_path / "c.png"))
+    with pytest.raises(ValueError, match="no 'arch/alpha_updates'"):
+        plot_alpha_schedule(write_jsonl(tmp_path / "n.jsonl", [{"step": 1}]), tmp_path / "n.png")
 
 
 def test_training_curves_errors(tmp_path):

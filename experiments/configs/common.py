@@ -21,7 +21,9 @@ def search_defaults() -> ml_collections.ConfigDict:
 
     c.optim_w = ml_collections.ConfigDict(dict(
         lr=0.025, lr_min=0.001, momentum=0.9, nesterov=False, weight_decay=3e-4, grad_clip=5.0))
-    c.optim_alpha = ml_collections.ConfigDict(dict(lr=3e-4, b1=0.5, b2=0.999, weight_decay=1e-3))
+    # The strategy's architecture update rule (jaxnas.strategies.options): Adam with L2 decay.
+    c.optim_alpha = ml_collections.ConfigDict(dict(name="adam", lr=3e-4, b1=0.5, b2=0.999,
+                                                   weight_decay=1e-3))
 
     c.log_every = 50  # steps
     c.checkpoint_every = 500  # steps

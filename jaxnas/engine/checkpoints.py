@@ -11,7 +11,7 @@ import time
 
 import orbax.checkpoint as ocp
 
-from jaxnas.engine.log import logger
+from jaxnas.log import logger
 
 
 class Checkpoints:

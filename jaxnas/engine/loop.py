@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.data import local_rows, replicated, to_global
-from jaxnas.engine.log import logger
+from jaxnas.log import logger
 
 
 def resume(checkpoints, initial_state, mesh):

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from jaxnas.engine.log import logger
+from jaxnas.log import logger
 
 
 

@@ -1,5 +1,6 @@
-"""The optimizers of the papers, built from config: SGD with a per-epoch learning-rate schedule for
-the weights, Adam for the architecture (PyTorch semantics: L2 weight decay added to the gradient)."""
+"""The weight optimizer of the papers, built from config: SGD with momentum, L2 weight decay added to
+the gradient (PyTorch semantics) and a per-epoch learning-rate schedule. (Architecture update
+rules belong to the strategies: ``jaxnas.strategies.options``.)"""
 
 import jax.numpy as jnp
 import optax
@@ -46,11 +47,4 @@ def weight_optimizer(cfg, schedule) -> optax.GradientTransformation:
         parts.append(optax.add_decayed_weights(cfg.weight_decay))
     parts.append(optax.sgd(schedule, momentum=cfg.momentum or None,
                            nesterov=bool(cfg.get("nesterov", False))))
-    return optax.chain(*parts)
-
-
-def arch_optimizer(cfg) -> optax.GradientTransformation:
-    """L2 ``weight_decay`` then Adam(``lr``, ``b1``, ``b2``) for the architecture parameters."""
-    parts = [optax.add_decayed_weights(cfg.weight_decay)] if cfg.weight_decay else []
-    parts.append(optax.adam(cfg.lr, b1=cfg.b1, b2=cfg.b2))
     return optax.chain(*parts)

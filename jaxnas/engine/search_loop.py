@@ -18,15 +18,15 @@ import numpy as np
 
 from jaxnas import hypergrad as hg
 from jaxnas import viz
-from jaxnas.benchmarks import NB201Table
+from jaxnas.benchmarks import open_lookup
 from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, replicated,
                          search_split)
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.log import logger
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
-from jaxnas.engine.optim import arch_optimizer, cosine_by_epoch, weight_optimizer
+from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
+from jaxnas.log import logger
 from jaxnas.spaces import get_space, init_variables, save_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
 
@@ -63,11 +63,10 @@ class SearchSetup:
 
 def validate(config) -> None:
     """Clear errors for config values a search cannot run with."""
-    config_lib.require_positive(config, "batch_size", "epochs", "optim_w.lr", "optim_alpha.lr",
-                                "log_every", "checkpoint_every", "keep_checkpoints")
+    config_lib.require_positive(config, "batch_size", "epochs", "optim_w.lr", "log_every",
+                                "checkpoint_every", "keep_checkpoints")
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
-                                   "optim_w.momentum", "optim_w.grad_clip",
-                                   "optim_alpha.weight_decay", "cutout", "max_steps",
+                                   "optim_w.momentum", "optim_w.grad_clip", "cutout", "max_steps",
                                    "eigenvalue_every")
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
@@ -78,7 +77,12 @@ def build(config) -> SearchSetup:
     """Validates ``config`` and builds the search it describes (nothing is run)."""
     validate(config)
     space = get_space(**config.space.to_dict())
-    strategy = get_strategy(**config.strategy.to_dict())
+    strategy = get_strategy(space=space, optim_alpha=config.optim_alpha.to_dict(),
+                            **config.strategy.to_dict())
+    if config.eigenvalue_every and not strategy.differentiable:
+        raise ValueError(f"config.eigenvalue_every is {config.eigenvalue_every}, but the "
+                         f"{strategy.name!r} strategy has no differentiable architecture "
+                         "parameters; set it to 0.")
     dataset = load_dataset(config.dataset, config.data_dir or None)
     train_idx, val_idx = search_split(len(dataset.x_train), config.train_portion, config.seed)
     streams = {"train": BatchStream(train_idx, config.batch_size, config.seed),
@@ -89,15 +93,14 @@ def build(config) -> SearchSetup:
         raise ValueError(f"One step needs {per_step['train']} train batches of "
                          f"{config.batch_size}, but the train half has only {len(train_idx)} "
                          "examples; lower the batch size.")
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
+    planned_steps = config.epochs * steps_per_epoch
+    total_steps = min(planned_steps, config.max_steps) if config.max_steps else planned_steps
     schedule = cosine_by_epoch(config.optim_w.lr, config.optim_w.lr_min, config.epochs,
                                steps_per_epoch * per_step["train"])
     problem = SearchProblem(space.supernet(dataset.num_classes), dataset.mean, dataset.std,
                             config.augment, config.cutout,
-                            weight_optimizer(config.optim_w, schedule),
-                            arch_optimizer(config.optim_alpha), schedule, config.aux_weight)
+                            weight_optimizer(config.optim_w, schedule), schedule, planned_steps,
+                            config.aux_weight)
     return SearchSetup(config, dataset, space, strategy, problem, streams, per_step,
                        steps_per_epoch, total_steps)
 
@@ -134,7 +137,7 @@ def search(config, workdir: str) -> SearchResult:
     step_fn = make_step(strategy, problem, per_step, mesh)
     writer = MetricsWriter(workdir, resume_step=start)
     progress = Progress(total_steps, setup.steps_per_epoch, config.epochs, start)
-    table = _nb201_table(config, space)
+    lookup = open_lookup(config.nb201_table, space)
     eigen_fn = make_eigenvalue(strategy, problem, config) if config.eigenvalue_every else None
     position = {k: int(v) for k, v in state.data_position.items()}
     metrics = {}
@@ -150,7 +153,7 @@ def search(config, workdir: str) -> SearchResult:
                 writer.write(done, {"alpha_hessian_eigenvalue": eigen_fn(state, batches["val"])})
             if done % config.log_every == 0 or done == total_steps:
                 check_finite(state, checkpoints, _ADVICE)
-                metrics = _log(writer, progress, strategy, space, table, state, metrics, done)
+                metrics = _log(writer, progress, strategy, space, lookup, state, metrics, done)
             if done % config.checkpoint_every == 0 or done == total_steps:
                 check_finite(state, checkpoints, _ADVICE)
                 checkpoints.save(done, state)
@@ -160,26 +163,27 @@ def search(config, workdir: str) -> SearchResult:
     if start < total_steps:
         logger.info("Search of %d steps took %s.", total_steps - start,
                     format_duration(time.perf_counter() - t0))
-    genotype = finish(workdir, strategy, space, state, table, total_steps)
+    genotype = finish(workdir, strategy, space, state, lookup, total_steps)
     return SearchResult(genotype, state, total_steps,
                         {k: float(v) for k, v in jax.device_get(metrics).items()})
 
 
 def init_state(seed: int, strategy, space, problem: SearchProblem, image_shape) -> SearchState:
-    """The search state at step 0 (weights drawn by ``init_variables``, alpha by the strategy;
-    the network is built in training mode, so a supernet's auxiliary tower has its weights)."""
+    """The search state at step 0 (weights drawn by ``init_variables``, the architecture state
+    by the strategy; the network is built in training mode, so a supernet's auxiliary tower has
+    its weights)."""
     key = jax.random.PRNGKey(seed)
-    k_net, k_alpha, k_run = jax.random.split(key, 3)
-    alpha = strategy.init_alpha(k_alpha, space.arch_shapes())
+    k_net, k_arch, k_run = jax.random.split(key, 3)
+    arch = strategy.init(k_arch, space.arch_shapes())
     x = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-    variables = init_variables(problem.net, k_net, x, strategy.arch_weights(alpha), train=True)
+    variables = init_variables(problem.net, k_net, x, strategy.arch_weights(arch), train=True)
     params = variables["params"]
     return SearchState(
         step=jnp.zeros((), jnp.int32), params=params,
-        batch_stats=variables.get("batch_stats", {}), alpha=alpha,
-        opt_w=problem.tx_w.init(params), opt_alpha=problem.tx_alpha.init(alpha), rng=k_run,
+        batch_stats=variables.get("batch_stats", {}), opt_w=problem.tx_w.init(params),
+        arch=arch, rng=k_run,
         data_position={"train": jnp.zeros((), jnp.int32), "val": jnp.zeros((), jnp.int32)},
-        nonfinite_step=jnp.full((), -1, jnp.int32), extra=strategy.init_extra(alpha))
+        nonfinite_step=jnp.full((), -1, jnp.int32))
 
 
 def make_step(strategy, problem, per_step, mesh):
@@ -201,8 +205,8 @@ def make_eigenvalue(strategy, problem, config):
 
     @jax.jit
     def eigenvalue(state, val):
-        loss = strategy.val_loss(state, jax.tree.map(lambda x: x[0], val), problem)
-        value, _, _ = hg.top_hessian_eigenvalue(loss, state.alpha,
+        loss, alpha = strategy.hessian_target(state, jax.tree.map(lambda x: x[0], val), problem)
+        value, _, _ = hg.top_hessian_eigenvalue(loss, alpha,
                                                 key=jax.random.fold_in(state.rng, state.step),
                                                 iters=config.eigenvalue_iters)
         return value
@@ -210,19 +214,16 @@ def make_eigenvalue(strategy, problem, config):
     return eigenvalue
 
 
-def _log(writer, progress, strategy, space, table, state, metrics, step):
+def _log(writer, progress, strategy, space, lookup, state, metrics, step):
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    weights = jax.device_get(strategy.arch_weights(state.alpha))
-    genotype = space.derive(weights)
+    weights = jax.device_get(strategy.arch_weights(state.arch))
+    genotype = strategy.derive(state.arch, space)
     scalars = dict(metrics)
     fields = {k: metrics[k] for k in ("train_loss", "train_accuracy", "val_loss",
                                       "val_accuracy") if k in metrics}
-    if table is not None:
-        result = table.query(genotype)
-        scalars.update({"nb201/c10_test": result.c10_test_200,
-                        "nb201/c100_test": result.c100_test_200,
-                        "nb201/in16_test": result.in16_test_200})
-        fields["nb201 c10 test"] = result.c10_test_200
+    if lookup is not None:
+        scalars.update(lookup.scores(genotype))
+        fields[lookup.headline] = scalars[lookup.headline]
     writer.write(step, scalars, arch_weights={k: np.asarray(v).tolist()
                                               for k, v in weights.items()},
                  genotype=str(genotype))
@@ -230,32 +231,23 @@ def _log(writer, progress, strategy, space, table, state, metrics, step):
     return scalars
 
 
-def _nb201_table(config, space):
-    if not config.nb201_table:
-        return None
-    if space.name != "nb201":
-        raise ValueError(f"config.nb201_table is set, but the search space is {space.name!r}; "
-                         "the NAS-Bench-201 lookup needs the nb201 space.")
-    return NB201Table.load(config.nb201_table)
-
-
-def finish(workdir, strategy, space, state, table, steps):
-    """Derives the genotype and writes ``genotype.json``, the cell drawing and the weight plot."""
-    weights = jax.device_get(strategy.arch_weights(state.alpha))
-    genotype = space.derive(weights)
+def finish(workdir, strategy, space, state, lookup, steps):
+    """Derives the genotype (the strategy's derivation) and writes ``genotype.json``, the cell
+    drawing, the weight plot and the strategy's own figures."""
+    weights = jax.device_get(strategy.arch_weights(state.arch))
+    genotype = strategy.derive(state.arch, space)
     extra = {"strategy": strategy.name, "step": steps,
              "arch_weights": {k: np.asarray(v).tolist() for k, v in weights.items()}}
-    if table is not None:
-        result = table.query(genotype)
-        extra["nb201"] = dataclasses.asdict(result)
-        logger.info("NAS-Bench-201 of %s: CIFAR-10 test %.2f, CIFAR-100 test %.2f, "
-                    "ImageNet16-120 test %.2f.", genotype.arch_str, result.c10_test_200,
-                    result.c100_test_200, result.in16_test_200)
+    if lookup is not None:
+        extra.update(lookup.record(genotype))
+        logger.info(lookup.describe(genotype))
     save_genotype(genotype, os.path.join(workdir, "genotype.json"), **extra)
     viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
-    history = viz.load_arch_weight_history(os.path.join(workdir, "metrics.jsonl"))
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    history = viz.load_arch_weight_history(metrics_path)
     if history:
         viz.plot_arch_weights(history, os.path.join(workdir, "arch_weights.png"), space.ops)
+    strategy.write_figures(metrics_path, workdir)
     logger.info("Derived genotype: %s (written to %s).", genotype,
                 os.path.join(workdir, "genotype.json"))
     print(f"genotype: {genotype}")

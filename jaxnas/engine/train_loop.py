@@ -34,11 +34,11 @@ from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset,
                          normalize, preprocess, replicated, to_global)
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.log import logger
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import epoch_schedule, weight_optimizer
 from jaxnas.files import write_json
+from jaxnas.log import logger
 from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_genotype,
                            save_genotype)
 from jaxnas.spaces.flops import count_macs

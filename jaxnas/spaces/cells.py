@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxnas.spaces.ops import make_op
+from jaxnas.spaces.ops import batch_norm, make_op
 
 EdgeSpec = tuple[int, int, tuple[str, ...]]  # (src, dst, candidate operations)
 
@@ -72,6 +72,8 @@ class CellDAG(nn.Module):
       num_inputs: nodes ``0 .. num_inputs-1`` are the inputs.
       input_stride: stride of the edges that leave an input node (2 in a reduction cell).
       mixed: every edge is a mixed operation weighted by the call's ``weights``.
+      node_bn: a non-affine batch norm after each node's sum (``node{j}_bn``; constrained
+        DARTS's CRB, where the operation weights of a node no longer sum to 1).
     """
 
     edges: tuple[EdgeSpec, ...]
@@ -82,6 +84,7 @@ class CellDAG(nn.Module):
     pool_bn: bool = False
     drop_path: bool = False
     mixed: bool = False
+    node_bn: bool = False
 
     @nn.compact
     def __call__(self, inputs, weights=None, train: bool = False, drop_path_rate=0.0):
@@ -108,4 +111,6 @@ class CellDAG(nn.Module):
                     x = jnp.zeros_like(inputs[-1][:, :: self.input_stride, :: self.input_stride])
                 terms.append(edge(x, weights[e] if self.mixed else None, train, drop_path_rate))
             nodes[node] = sum(terms[1:], terms[0])
+            if self.node_bn:
+                nodes[node] = batch_norm(train, False, name=f"node{node}_bn")(nodes[node])
         return nodes

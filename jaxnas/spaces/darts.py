@@ -23,18 +23,22 @@ from jaxnas.spaces.ops import (DARTS_OPS, FactorizedReduce, ReLUConvBN, batch_no
 class CellSpec:
     """The static topology of one cell type: ``edges`` are ``(src, dst, ops)`` triples (nodes 0
     and 1 are the cell inputs), ``concat`` the nodes concatenated into the output, ``mixed``
-    whether the edges are mixed operations (a supernet cell)."""
+    whether the edges are mixed operations (a supernet cell), ``node_bn`` whether each node's sum
+    is followed by a non-affine batch norm."""
 
     edges: tuple[EdgeSpec, ...]
     concat: tuple[int, ...] = (2, 3, 4, 5)
     mixed: bool = False
+    node_bn: bool = False
 
 
 def supernet_cell(ops: tuple[str, ...] = DARTS_OPS,
-                  edges: tuple[tuple[int, int], ...] = DARTS_EDGES) -> CellSpec:
+                  edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
+                  node_bn: bool = False) -> CellSpec:
     """Every edge of ``edges`` (default: all 14) a mixed operation over ``ops``."""
     check_op_names(ops)
-    return CellSpec(tuple((src, dst, tuple(ops)) for src, dst in edges), mixed=True)
+    return CellSpec(tuple((src, dst, tuple(ops)) for src, dst in edges), mixed=True,
+                    node_bn=node_bn)
 
 
 def genotype_cell(genotype: DartsGenotype, cell: str) -> CellSpec:
@@ -69,7 +73,8 @@ class DartsCell(nn.Module):
             s0 = ReLUConvBN(self.C, 1, affine=self.affine, name="preprocess0")(s0, train)
         s1 = ReLUConvBN(self.C, 1, affine=self.affine, name="preprocess1")(s1, train)
         dag = CellDAG(self.spec.edges, 2, self.C, 2 if self.reduction else 1, self.affine,
-                      self.pool_bn, self.drop_path, self.spec.mixed, name="dag")
+                      self.pool_bn, self.drop_path, self.spec.mixed, self.spec.node_bn,
+                      name="dag")
         nodes = dag([s0, s1], weights, train, drop_path_rate)
         st = 2 if self.reduction else 1
         zeros = jnp.zeros_like(s1[:, ::st, ::st, :])  # a concat node that no edge reaches
@@ -153,9 +158,10 @@ class DartsNetwork(nn.Module):
 def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    ops: tuple[str, ...] = DARTS_OPS,
                    edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
-                   auxiliary: bool = False) -> DartsNetwork:
-    """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling."""
-    cell = supernet_cell(ops, edges)
+                   auxiliary: bool = False, node_bn: bool = False) -> DartsNetwork:
+    """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling
+    (``node_bn``: also after each node's sum)."""
+    cell = supernet_cell(ops, edges, node_bn)
     return DartsNetwork(cell, cell, C, layers, num_classes, affine=False, pool_bn=True,
                         auxiliary=auxiliary)
 

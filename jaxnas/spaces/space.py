@@ -12,6 +12,7 @@ from jaxnas.spaces import darts, nb201
 from jaxnas.spaces.genotypes import (DARTS_EDGES, NB201_EDGES, DartsGenotype, NB201Genotype,
                                      derive_darts_cell, derive_nb201)
 from jaxnas.spaces.ops import DARTS_OPS, NB201_OPS, check_op_names
+from jaxnas.spaces.projection import project_cell
 
 # Amended-DARTS's fixed-edge cell: node i reads from node i-1 and from the cell input c_{k-2}.
 FIXED_EDGES = ((1, 2), (0, 2), (2, 3), (0, 3), (3, 4), (0, 4), (4, 5), (0, 5))
@@ -19,11 +20,13 @@ FIXED_EDGES = ((1, 2), (0, 2), (2, 3), (0, 3), (3, 4), (0, 4), (4, 5), (0, 5))
 
 @dataclasses.dataclass(frozen=True)
 class NB201Space:
-    """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage."""
+    """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
+    a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB)."""
 
     C: int = 16
     N: int = 5
     ops: tuple[str, ...] = NB201_OPS
+    node_bn: bool = False
 
     name = "nb201"
 
@@ -36,10 +39,15 @@ class NB201Space:
         return {"cell": (len(NB201_EDGES), len(self.ops))}
 
     def supernet(self, num_classes: int):
-        return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops)
+        return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn)
 
     def derive(self, arch_weights: dict) -> NB201Genotype:
         return derive_nb201(np.asarray(arch_weights["cell"]), self.ops)
+
+    def project(self, arch_weights: dict) -> dict:
+        """Pi_S: one operation other than ``none`` per edge (jit-able)."""
+        return {"cell": project_cell(arch_weights["cell"], NB201_EDGES, _allowed(self.ops),
+                                     keep=None)}
 
     def network(self, genotype: NB201Genotype, num_classes: int, **options):
         return nb201.nb201_network(genotype, options.pop("C", self.C), options.pop("N", self.N),
@@ -49,13 +57,16 @@ class NB201Space:
 @dataclasses.dataclass(frozen=True)
 class DartsSpace:
     """The DARTS CNN space: ``layers`` cells, ``C`` initial channels; ``edges`` "all" (14 per
-    cell, two kept per node) or "fixed" (Amended-DARTS's 8 fixed edges, all kept)."""
+    cell, two kept per node) or "fixed" (Amended-DARTS's 8 fixed edges, all kept); ``node_bn``
+    adds a non-affine batch norm after each node's sum in the supernet (constrained DARTS's
+    CRB)."""
 
     C: int = 16
     layers: int = 8
     ops: tuple[str, ...] = DARTS_OPS
     edges: str = "all"
     auxiliary: bool = False
+    node_bn: bool = False
 
     name = "darts"
 
@@ -78,15 +89,26 @@ class DartsSpace:
 
     def supernet(self, num_classes: int):
         return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
-                                    self.auxiliary)
+                                    self.auxiliary, self.node_bn)
+
+    @property
+    def inputs_per_node(self) -> int | None:
+        """Edges a derived node keeps: 2, or None (all) for the fixed-edge cell."""
+        return 2 if self.edges == "all" else None
 
     def derive(self, arch_weights: dict) -> DartsGenotype:
-        keep = 2 if self.edges == "all" else None
         cells = {kind: derive_darts_cell(np.asarray(arch_weights[kind]), self.ops,
-                                         self.edge_list, keep)
+                                         self.edge_list, self.inputs_per_node)
                  for kind in ("normal", "reduce")}
         concat = (2, 3, 4, 5)
         return DartsGenotype(cells["normal"], concat, cells["reduce"], concat)
+
+    def project(self, arch_weights: dict) -> dict:
+        """Pi_S: per node the two strongest edges from distinct sources, one operation other
+        than ``none`` each (all edges of the fixed-edge cell); jit-able."""
+        return {kind: project_cell(arch_weights[kind], self.edge_list, _allowed(self.ops),
+                                   self.inputs_per_node)
+                for kind in ("normal", "reduce")}
 
     def network(self, genotype: DartsGenotype, num_classes: int, **options):
         return darts.darts_network(genotype, options.pop("C", self.C),
@@ -108,6 +130,10 @@ def get_space(name: str, **options):
     if "ops" in options:
         options["ops"] = tuple(options["ops"])
     return SPACES[name](**options)
+
+
+def _allowed(ops) -> tuple[bool, ...]:
+    return tuple(op != "none" for op in ops)
 
 
 def _check_positive(name, value):

@@ -1,16 +1,16 @@
-"""Search strategies: how the architecture is parameterized and updated.
+"""Search strategies: how the architecture is parameterized, sampled, updated and derived.
 
-``get_strategy(name, **options)`` builds one from a config (``config.strategy``):
-
-| name | method | per step |
-|---|---|---|
-| ``darts`` | DARTS first order | alpha (``FirstOrder``), then 1 weight step |
-| ``darts2`` | DARTS second order | alpha (``Unrolled(lr, 1)``, exact or finite-difference), 1 weight step |
-| ``idarts`` | iDARTS | T weight steps, then alpha (``Neumann(gamma, K)``) |
-| ``amended`` | Amended-DARTS | alpha (``Amended(eta)``), then 1 weight step |
+``get_strategy(name, space, optim_alpha, **options)`` builds one from a config
+(``config.strategy``, ``config.optim_alpha``); ``registry`` lists them. ``BilevelSearch`` is the
+DARTS family with pluggable relaxation, hypergradient, update rule and schedule.
 """
 
-from jaxnas.strategies.base import SearchState, Strategy
-from jaxnas.strategies.gradient import GradientSearch
-from jaxnas.strategies.problem import SearchProblem, accuracy, cross_entropy
-from jaxnas.strategies.registry import STRATEGIES, get_strategy
+from jaxnas.strategies.balenas import BaLeNASSearch, select_from_posterior
+from jaxnas.strategies.base import SearchState, Strategy, step_key
+from jaxnas.strategies.bilevel import BilevelSearch, BilevelState
+from jaxnas.strategies.constrained import ConstrainedSearch
+from jaxnas.strategies.options import hypergradient_method, update_rule
+from jaxnas.strategies.problem import SearchProblem, WeightStep, accuracy, cross_entropy
+from jaxnas.strategies.registry import STRATEGIES, get_strategy, register_strategy
+from jaxnas.strategies.relaxations import ClippedReLU, HardConcreteDepth, Softmax
+from jaxnas.strategies.schedules import FIMT, Alternating, Constant, split_fraction

@@ -1,10 +1,10 @@
 """The search state and the interface every search strategy implements.
 
-A strategy owns the architecture: how alpha is initialized, how it becomes the per-edge operation
-weights the supernet sees (softmax for DARTS; clipped, sampled or one-hot for others), and how one
-search step updates weights and architecture. The engine only calls ``init``, ``step``,
-``arch_weights`` and ``val_loss``; everything a strategy keeps between steps is in ``SearchState``
-(``extra`` for archives, masks, baselines...), so the engine checkpoints it whole.
+A strategy owns the architecture: its state (any pytree: logits and an optimizer state, a mask,
+a posterior, a controller's parameters...), how that state becomes the per-edge operation weights
+the supernet sees (the mode, or a sample given a key), one search ``step``, the derivation of a
+genotype and its own metrics. The engine calls only what is defined here, and checkpoints the
+whole ``SearchState``, the strategy's ``arch`` included.
 """
 
 import abc
@@ -14,58 +14,76 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from jaxnas.data.augment import normalize
 from jaxnas.strategies.problem import SearchProblem
 
 
 class SearchState(flax.struct.PyTreeNode):
-    """The whole state of a search. ``data_position``: batches consumed per stream;
-    ``nonfinite_step``: the first step whose loss was NaN or infinite (-1: none yet)."""
+    """The whole state of a search.
+
+    Attributes:
+      step: search steps done (int32).
+      params, batch_stats: the supernet's variables. opt_w: the weight optimizer's state, whose
+        update count is the clock of the weight learning rate.
+      arch: the strategy's architecture state (``Strategy.init``).
+      rng: the run's key; a step's keys are ``fold_in(fold_in(rng, step), stream)``.
+      data_position: batches consumed per stream.
+      nonfinite_step: the first step whose metrics were NaN or infinite (-1: none yet).
+    """
 
     step: jax.Array
     params: Any
     batch_stats: Any
-    alpha: Any
     opt_w: Any
-    opt_alpha: Any
+    arch: Any
     rng: jax.Array
     data_position: dict
     nonfinite_step: jax.Array
-    extra: Any
 
 
 class Strategy(abc.ABC):
-    """A search algorithm. ``train_batches`` / ``val_batches``: batches of each stream one step
-    consumes (stacked on a leading axis when more than one)."""
+    """A search algorithm.
+
+    Attributes:
+      name: the registry name. train_batches, val_batches: batches of each stream one step
+        consumes (stacked on a leading axis). differentiable: whether ``hessian_target`` exists
+        (the alpha-Hessian eigenvalue diagnostic).
+    """
 
     name = "strategy"
     train_batches = 1
     val_batches = 1
+    differentiable = False
 
-    def init_alpha(self, key, arch_shapes: dict) -> Any:
-        """DARTS's initialization: 1e-3 * N(0, 1) per edge and operation."""
-        keys = jax.random.split(key, len(arch_shapes))
-        return {name: 1e-3 * jax.random.normal(k, shape)
-                for k, (name, shape) in zip(keys, sorted(arch_shapes.items()))}
+    @abc.abstractmethod
+    def init(self, key, arch_shapes: dict) -> Any:
+        """The architecture state at step 0; ``arch_shapes``: ``{name: (edges, ops)}``."""
 
-    def init_extra(self, alpha) -> Any:
-        """Strategy-specific state (a pytree)."""
-        return {}
-
-    def arch_weights(self, alpha) -> Any:
-        """The per-edge operation weights derived from alpha (softmax over operations)."""
-        return jax.tree.map(lambda a: jax.nn.softmax(a, axis=-1), alpha)
+    @abc.abstractmethod
+    def arch_weights(self, arch, key=None) -> Any:
+        """The per-edge operation weights ``{name: [E, K]}``: the mode of ``arch`` without a key
+        (logging, derivation, lookups), a sample with one."""
 
     @abc.abstractmethod
     def step(self, state: SearchState, batches: dict, problem: SearchProblem):
         """One search step. ``batches``: ``{"train": {"image", "label"}, "val": {...}}`` (uint8
-        images). Returns ``(state, metrics)`` with scalar metrics."""
+        images [n, B, H, W, C], labels [n, B]). Returns ``(state, metrics)``, scalar metrics."""
 
-    def val_loss(self, state: SearchState, batch: dict, problem: SearchProblem):
-        """alpha -> validation loss on ``batch`` (un-augmented) at the current weights."""
-        x = normalize(batch["image"], problem.mean, problem.std)
-        return lambda alpha: problem.loss(state.params, state.batch_stats,
-                                          self.arch_weights(alpha), x, batch["label"])[0]
+    def derive(self, arch, space):
+        """The genotype of ``arch`` in ``space`` (host side): by default the space's
+        discretization of the mode weights."""
+        return space.derive(jax.device_get(self.arch_weights(arch)))
+
+    def hessian_target(self, state: SearchState, batch: dict, problem: SearchProblem):
+        """``(loss, alpha)``: the val loss on ``batch`` as a function of the differentiable
+        architecture parameters, and their value (for ``differentiable`` strategies)."""
+        raise ValueError(f"The {self.name!r} strategy has no differentiable architecture "
+                         "parameters; set config.eigenvalue_every=0.")
+
+    def write_figures(self, metrics_path: str, workdir: str) -> list[str]:
+        """Strategy-specific plots of a finished search, from its ``metrics.jsonl``; the paths
+        written."""
+        del metrics_path, workdir
+        return []
 
 
 def step_key(state: SearchState, stream: int):

@@ -1,12 +1,12 @@
-"""The search problem a strategy works on: a supernet, its data preprocessing, the weight and
-architecture optimizers, and the shared pieces every strategy uses (the loss, one weight step).
+"""The search problem a strategy works on: a supernet, its data preprocessing, the weight
+optimizer, and the shared pieces every strategy uses (the loss, one weight step).
 
 It is static (built once per run by the engine) and holds no state; everything that changes lives
 in the ``SearchState``.
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -16,13 +16,29 @@ import optax
 from jaxnas.data.augment import preprocess
 
 
+class WeightStep(NamedTuple):
+    """One weight step's result: the new variables and optimizer state, the batch's training
+    loss and accuracy, and the squared norm of the weight gradient before the optimizer
+    (clipping included) saw it."""
+
+    params: Any
+    batch_stats: Any
+    opt_w: Any
+    loss: jax.Array
+    accuracy: jax.Array
+    grad_sqnorm: jax.Array
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchProblem:
     """Attributes:
       net: the supernet, ``net.apply(variables, x, arch_weights, train=...)``.
       mean, std: per-channel normalization; augment, cutout: training augmentation.
-      tx_w, tx_alpha: optax optimizers of the weights and the architecture parameters.
+      tx_w: the weight optimizer; its state's update count (``optax.scale_by_schedule``) is the
+        clock of ``w_lr``.
       w_lr: the weight learning rate as a function of the number of weight updates so far.
+      planned_steps: the search steps of the whole planned search (epochs, not ``max_steps``):
+        ``progress`` = step / planned_steps.
       aux_weight: weight of the auxiliary head's loss when the supernet has one.
     """
 
@@ -32,8 +48,8 @@ class SearchProblem:
     augment: bool
     cutout: int
     tx_w: optax.GradientTransformation
-    tx_alpha: optax.GradientTransformation
     w_lr: Callable[[Any], Any]
+    planned_steps: int = 1
     aux_weight: float = 0.4
 
     def images(self, key, images):
@@ -43,6 +59,18 @@ class SearchProblem:
             return jax.vmap(self.images)(keys, images)
         return preprocess(key, images, self.mean, self.std, augment=self.augment,
                           cutout=self.cutout)
+
+    def weight_lr(self, opt_w):
+        """The learning rate of the next weight update, from ``opt_w``'s own update count."""
+        count = optax.tree_utils.tree_get(opt_w, "count")
+        if count is None:
+            raise ValueError("The weight optimizer keeps no update count; build it with a "
+                             "learning-rate schedule (optax.scale_by_schedule).")
+        return self.w_lr(count)
+
+    def progress(self, step):
+        """The fraction of the planned search done before ``step``, in [0, 1]."""
+        return jnp.minimum(step / self.planned_steps, 1.0)
 
     def loss(self, params, batch_stats, arch_weights, x, y):
         """Cross-entropy of the supernet in training mode on float images x [B, H, W, C] and
@@ -55,14 +83,16 @@ class SearchProblem:
             loss = loss + self.aux_weight * cross_entropy(aux_logits, y)
         return loss, (updates["batch_stats"], accuracy(logits, y))
 
-    def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y):
-        """One optimizer step of the weights on a batch; the architecture weights are constants.
-        Returns ``(params, batch_stats, opt_w, loss, accuracy)``."""
+    def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y) -> WeightStep:
+        """One optimizer step of the weights on a batch; the architecture weights are
+        constants."""
         grad_fn = jax.value_and_grad(self.loss, has_aux=True)
         (loss, (batch_stats, acc)), grads = grad_fn(params, batch_stats,
                                                     jax.lax.stop_gradient(arch_weights), x, y)
+        sqnorm = sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads))
         updates, opt_w = self.tx_w.update(grads, opt_w, params)
-        return optax.apply_updates(params, updates), batch_stats, opt_w, loss, acc
+        return WeightStep(optax.apply_updates(params, updates), batch_stats, opt_w, loss, acc,
+                          sqnorm)
 
 
 def cross_entropy(logits, labels):

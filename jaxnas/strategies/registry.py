@@ -1,44 +1,85 @@
-"""Strategies by name, with their options (``config.strategy``)."""
+"""Strategies by name, with their options (``config.strategy``) and update rule
+(``config.optim_alpha``).
+
+| name | method | per step |
+|---|---|---|
+| ``darts`` | DARTS first order | alpha (first order), then 1 weight step |
+| ``darts2`` | DARTS second order | alpha (``Unrolled(lr, 1)``, exact or finite-difference), 1 weight step |
+| ``idarts`` | iDARTS | T weight steps, then alpha (``Neumann(gamma, K)``) |
+| ``amended`` | Amended-DARTS | alpha (``Amended(eta)``), then 1 weight step |
+| ``constrained`` | constrained DARTS | CRB, CS10/FIMT schedules, PR/ADMM (``constrained``) |
+| ``balenas`` | BaLeNAS | Variational Adam on a Gaussian posterior (``balenas``) |
+"""
 
 import inspect
 
-from jaxnas import hypergrad as hg
-from jaxnas.strategies.gradient import GradientSearch
+from jaxnas.strategies.balenas import balenas
+from jaxnas.strategies.bilevel import BilevelSearch
+from jaxnas.strategies.constrained import constrained
+from jaxnas.strategies.options import hypergradient_method, update_rule
+from jaxnas.strategies.schedules import Alternating
+
+_ADAM = ("adam",)
 
 
-def _darts():
-    return GradientSearch(lambda lr: hg.FirstOrder(), "darts")
+def _darts(space, optim_alpha=None):
+    del space
+    return BilevelSearch(hypergradient_method(None), update_rule(optim_alpha, _ADAM), "darts")
 
 
-def _darts2(hvp: str = "exact", eps: float = 0.01):
-    hg.Unrolled(1.0, 1, hvp, eps)  # validates the options now, with a clear message
-    return GradientSearch(lambda lr: hg.Unrolled(lr, 1, hvp, eps), "darts2")
+def _darts2(space, optim_alpha=None, hvp: str = "exact", eps: float = 0.01):
+    del space
+    method = hypergradient_method({"name": "unrolled", "hvp": hvp, "eps": eps}, "strategy")
+    return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "darts2")
 
 
-def _idarts(inner_steps: int = 4, neumann_terms: int = 2, gamma_scale: float = 1.0,
-            hessian_weight_decay: float = 0.0):
-    hg.Neumann(gamma_scale, neumann_terms)
-    return GradientSearch(lambda lr: hg.Neumann(gamma_scale * lr, neumann_terms), "idarts",
-                          inner_steps=inner_steps, alpha_first=False,
-                          hessian_weight_decay=hessian_weight_decay)
+def _idarts(space, optim_alpha=None, inner_steps: int = 4, neumann_terms: int = 2,
+            gamma_scale: float = 1.0, hessian_weight_decay: float = 0.0):
+    del space
+    method = hypergradient_method({"name": "neumann", "terms": neumann_terms,
+                                   "gamma_scale": gamma_scale}, "strategy")
+    return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "idarts",
+                         schedule=Alternating(inner_steps, alpha_first=False),
+                         hessian_weight_decay=hessian_weight_decay)
 
 
-def _amended(eta: float = 0.1, hessian_weight_decay: float = 0.0):
-    hg.Amended(eta)
-    return GradientSearch(lambda lr: hg.Amended(eta), "amended",
-                          hessian_weight_decay=hessian_weight_decay)
+def _amended(space, optim_alpha=None, eta: float = 0.1, hessian_weight_decay: float = 0.0):
+    del space
+    method = hypergradient_method({"name": "amended", "eta": eta}, "strategy")
+    return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "amended",
+                         hessian_weight_decay=hessian_weight_decay)
 
 
-STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended}
+STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended,
+              "constrained": constrained, "balenas": balenas}
 
 
-def get_strategy(name: str, **options):
-    """The strategy ``name`` with its options; unknown names or options raise ValueError."""
+def register_strategy(name: str, factory) -> None:
+    """Makes ``factory(space, optim_alpha, **options) -> Strategy`` available as
+    ``config.strategy.name = name`` (for strategies written outside jaxnas)."""
+    if name in STRATEGIES and STRATEGIES[name] is not factory:
+        raise ValueError(f"A strategy named {name!r} is registered already; pick another name.")
+    params = list(inspect.signature(factory).parameters)
+    if params[:2] != ["space", "optim_alpha"]:
+        raise ValueError(f"A strategy factory takes (space, optim_alpha, **options); "
+                         f"{factory!r} takes {params}.")
+    STRATEGIES[name] = factory
+
+
+def get_strategy(name: str, space=None, optim_alpha=None, **options):
+    """The strategy ``name`` for ``space`` (a search space; the strategies that derive or
+    check by it need one), its update rule configured by ``optim_alpha`` (a mapping with a
+    ``name``; None: the method's default), and its ``options``. Unknown names, options or
+    values raise a ValueError naming the field."""
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
-    known = list(inspect.signature(STRATEGIES[name]).parameters)
+    known = [p for p in inspect.signature(STRATEGIES[name]).parameters
+             if p not in ("space", "optim_alpha")]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"Unknown option(s) {unknown} for strategy {name!r}; its options are "
                          f"{known or 'none'}.")
-    return STRATEGIES[name](**options)
+    if space is None and name in ("constrained", "balenas"):
+        raise ValueError(f"The {name!r} strategy needs the search space: "
+                         "get_strategy(name, space, ...).")
+    return STRATEGIES[name](space, optim_alpha, **options)

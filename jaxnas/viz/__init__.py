@@ -1,11 +1,13 @@
-"""Figures of a search: derived cells, architecture weights over the search, training curves.
+"""Figures of a search: derived cells, architecture weights over the search, when the
+architecture moved, training curves.
 
 Every figure is drawn on its own Agg canvas (pyplot and its global state are never touched),
 written atomically, and colours each operation as ``OP_COLORS`` says.
 """
 
 from jaxnas.viz.cells import OP_COLORS, DrawnEdge, draw_cell, op_color, save_genotype_figure
-from jaxnas.viz.curves import load_arch_weight_history, plot_arch_weights, plot_training_curves
+from jaxnas.viz.curves import (load_arch_weight_history, plot_alpha_schedule, plot_arch_weights,
+                               plot_training_curves)
 
 __all__ = [
     "OP_COLORS",
@@ -13,6 +15,7 @@ __all__ = [
     "draw_cell",
     "load_arch_weight_history",
     "op_color",
+    "plot_alpha_schedule",
     "plot_arch_weights",
     "plot_training_curves",
     "save_genotype_figure",

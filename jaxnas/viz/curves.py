@@ -226,3 +226,48 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike, path: str | os.P
             axes.append(ax)
         fig.suptitle(f"training curves: {run}", fontsize=12, fontweight="bold")
         return save_figure(fig, path)
+
+
+def plot_alpha_schedule(metrics_jsonl_path: str | os.PathLike, path: str | os.PathLike) -> str:
+    """When the architecture moved, against the FIMT statistic (constrained DARTS's Fig. 5).
+
+    Top (when the run logged ``fimt/*``): the squared weight-gradient norm, its EWMA and the
+    threshold tau, log scale. Bottom: architecture updates per step between consecutive logged
+    steps, from the cumulative ``arch/alpha_updates`` (with ``log_every=1``, each bar is one
+    step: 1 where the architecture moved). Returns ``path``.
+    """
+    source = os.fspath(metrics_jsonl_path)
+    records = [r for r in _read_records(source) if _is_number(r.get("arch/alpha_updates"))]
+    if not records:
+        raise ValueError(f"{source!r} holds no 'arch/alpha_updates'; nothing to plot.")
+    steps = np.array([r["step"] for r in records], float)
+    counts = np.array([r["arch/alpha_updates"] for r in records], float)
+    starts = np.concatenate([[0.0], steps[:-1]])
+    rates = np.diff(np.concatenate([[0.0], counts])) / np.maximum(steps - starts, 1.0)
+    fimt = [k for k in ("fimt/statistic", "fimt/ewma", "fimt/tau")
+            if any(_is_number(r.get(k)) for r in records)]
+    rows = 2 if fimt else 1
+    with new_figure(figsize=(8.0, 2.8 * rows + 0.5), layout="constrained") as fig:
+        axes = []
+        if fimt:
+            ax = fig.add_subplot(rows, 1, 1)
+            for key, width in zip(fimt, (0.8, 1.8, 1.8)):
+                points = [(r["step"], r[key]) for r in records
+                          if _is_number(r.get(key)) and r[key] > 0]
+                if points:
+                    ax.plot(*zip(*points), lw=width, label=key.split("/")[1])
+            ax.set_yscale("log")
+            ax.set_title("FIMT statistic (squared weight-gradient norm), EWMA and threshold",
+                         fontsize=10)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            axes.append(ax)
+        ax = fig.add_subplot(rows, 1, rows, sharex=axes[0] if axes else None)
+        ax.bar(starts, rates, width=steps - starts, align="edge", color="tab:red", alpha=0.7)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"architecture updates per step ({int(counts[-1])} in "
+                     f"{int(steps[-1])} steps)", fontsize=10)
+        ax.set_xlabel("step", fontsize=9)
+        ax.grid(alpha=0.3)
+        fig.suptitle("when the architecture moved", fontsize=12, fontweight="bold")
+        return save_figure(fig, path)

@@ -1,0 +1,216 @@
+"""Bilevel gradient search: the DARTS family as one strategy with pluggable pieces.
+
+One search step runs ``T`` weight steps (SGD on train batches) and, when the schedule says so,
+one architecture update: the hypergradient (``jaxnas.hypergrad``) of the val loss at a train
+batch and a val batch, taken at the architecture parameters (or at ``num_samples`` samples of
+them, averaged), then the strategy's update rule (an optax transformation, e.g. Adam, or a chain
+with penalties, projections, masks or Variational Adam).
+
+The pieces:
+
+- ``relaxation`` (``relaxations``): parameters -> operation weights (softmax, clipped, gated).
+- ``method``: ``lr -> hypergradient method`` (first order, unrolled, Neumann, amended...); ``lr``
+  is the current weight learning rate (DARTS's xi, iDARTS's gamma).
+- ``rule``: the update rule; it receives the extra arguments ``progress`` (fraction of the planned
+  search) and ``curvature`` (the mean of the squared per-sample hypergradients).
+- ``schedule`` (``schedules``): weight steps per step, order, and the run-time decision to move.
+
+DARTS (Liu et al. 2019), DARTS second order, iDARTS (Zhang thesis Algorithm 6) and
+Amended-DARTS (Bi et al.) are instances (``registry``); constrained DARTS and BaLeNAS extend it.
+The inner loss is the training cross-entropy (weight decay lives in the optimizer, as in DARTS);
+``hessian_weight_decay`` adds ``wd/2 ||w||^2`` to it, i.e. ``wd * I`` to the Hessian.
+"""
+
+import dataclasses
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxnas import hypergrad as hg
+from jaxnas import transforms, viz
+from jaxnas.data.augment import normalize
+from jaxnas.strategies.base import Strategy, step_key, tree_norm
+from jaxnas.strategies.relaxations import Softmax
+from jaxnas.strategies.schedules import Alternating
+
+
+class BilevelState(NamedTuple):
+    """The architecture state of a bilevel search.
+
+    Attributes:
+      alpha: the parameters the rule moves (logits; a posterior mean), ``{name: [E, K]}``.
+      rule: the update rule's state. schedule: the schedule's state.
+      updates: architecture updates so far (int32).
+      last: the metrics of the last architecture update (val loss and accuracy, hypergradient
+        norm and diagnostics), reported at the steps where the architecture does not move.
+    """
+
+    alpha: Any
+    rule: Any
+    schedule: Any
+    updates: jax.Array
+    last: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class BilevelSearch(Strategy):
+    """Attributes: see the module docstring; ``num_samples``: architecture samples per update
+    (``sample_alpha``; the parameters themselves unless a subclass samples)."""
+
+    method: Callable
+    rule: optax.GradientTransformation
+    name: str = "bilevel"
+    relaxation: Any = Softmax()
+    schedule: Any = Alternating()
+    num_samples: int = 1
+    hessian_weight_decay: float = 0.0
+
+    differentiable = True
+
+    def __post_init__(self):
+        if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) \
+                or self.num_samples < 1:
+            raise ValueError(f"num_samples must be an integer >= 1, got {self.num_samples!r}.")
+        if not self.hessian_weight_decay >= 0:
+            raise ValueError(f"hessian_weight_decay must be >= 0, got "
+                             f"{self.hessian_weight_decay!r}.")
+        object.__setattr__(self, "rule", optax.with_extra_args_support(self.rule))
+
+    @property
+    def train_batches(self) -> int:
+        return self.schedule.inner_steps
+
+    def init(self, key, arch_shapes):
+        alpha = self.relaxation.init(key, arch_shapes)
+        return BilevelState(alpha, self.rule.init(alpha), self.schedule.init(),
+                            jnp.zeros((), jnp.int32), self._last_template())
+
+    def sample_alpha(self, arch: BilevelState, key):
+        """The architecture parameters a hypergradient is taken at: here ``arch.alpha``."""
+        del key
+        return arch.alpha
+
+    def arch_weights(self, arch, key=None):
+        if key is None:
+            return self.relaxation.weights(arch.alpha)
+        k_alpha, k_relax = jax.random.split(key)
+        return self.relaxation.weights(self.sample_alpha(arch, k_alpha), k_relax)
+
+    def arch_metrics(self, arch: BilevelState) -> dict:
+        """``arch/alpha_updates``, the schedule's and the rule's metrics."""
+        return {"arch/alpha_updates": arch.updates, **self.schedule.metrics(arch.schedule),
+                **transforms.collect_metrics(arch.rule)}
+
+    def step(self, state, batches, problem):
+        xs = problem.images(step_key(state, 0), batches["train"]["image"])  # [T, B, H, W, C]
+        ys = batches["train"]["label"]
+        val = (problem.images(step_key(state, 1), batches["val"]["image"][0]),
+               batches["val"]["label"][0])
+        lr = problem.weight_lr(state.opt_w)
+        move, schedule = self.schedule.decide(state.arch.schedule, state.step)
+        state = state.replace(arch=state.arch._replace(schedule=schedule))
+        first = self.schedule.alpha_first
+        train = (xs[0], ys[0]) if first else (xs[-1], ys[-1])
+        if first:
+            state = self._maybe_move(move, state, train, val, lr, problem)
+        state, (train_loss, train_acc, sqnorm) = self._weight_steps(state, xs, ys, problem)
+        state = state.replace(arch=state.arch._replace(
+            schedule=self.schedule.observe(state.arch.schedule, sqnorm)))
+        if not first:
+            state = self._maybe_move(move, state, train, val, lr, problem)
+        metrics = {"lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
+                   **state.arch.last, **self.arch_metrics(state.arch)}
+        return state.replace(step=state.step + 1), metrics
+
+    def _weight_steps(self, state, xs, ys, problem):
+        # Unrolled, not a lax.scan: XLA's CPU backend runs a network's convolutions up to 30x
+        # slower inside a loop body (jax-ml/jax#12868), and T is small.
+        weights = self.relaxation.weights(state.arch.alpha)
+        params, batch_stats, opt_w = state.params, state.batch_stats, state.opt_w
+        losses, accs = [], []
+        for x, y in zip(xs, ys):
+            result = problem.weight_step(params, batch_stats, opt_w, weights, x, y)
+            params, batch_stats, opt_w = result.params, result.batch_stats, result.opt_w
+            losses.append(result.loss)
+            accs.append(result.accuracy)
+        state = state.replace(params=params, batch_stats=batch_stats, opt_w=opt_w)
+        return state, (jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs)),
+                       result.grad_sqnorm)
+
+    def _maybe_move(self, move, state, train, val, lr, problem):
+        if not self.schedule.dynamic:
+            return state.replace(arch=self._move(state, train, val, lr, problem))
+        arch = jax.lax.cond(move, lambda: self._move(state, train, val, lr, problem),
+                            lambda: state.arch)
+        return state.replace(arch=arch)
+
+    def _move(self, state, train, val, lr, problem) -> BilevelState:
+        """One architecture update at the state's weights."""
+        arch, wd = state.arch, self.hessian_weight_decay
+        key = step_key(state, 2)
+        grads, infos = [], []
+        for sample in range(self.num_samples):
+            k_alpha, k_relax = jax.random.split(jax.random.fold_in(key, sample))
+
+            def loss(w, alpha, batch, k_relax=k_relax):
+                weights = self.relaxation.weights(alpha, k_relax)
+                value, (_, acc) = problem.loss(w, state.batch_stats, weights, *batch)
+                if wd:
+                    value = value + 0.5 * wd * tree_norm(w) ** 2
+                return value, acc
+
+            grad, info = hg.hypergradient(self.method(lr), loss, loss, state.params,
+                                          self.sample_alpha(arch, k_alpha), train, val,
+                                          has_aux=True)
+            grads.append(grad)
+            infos.append(info)
+        mean = lambda *xs: xs[0] if len(xs) == 1 else sum(xs) / len(xs)  # noqa: E731
+        grad = jax.tree.map(mean, *grads)
+        curvature = jax.tree.map(lambda *gs: mean(*[jnp.square(g) for g in gs]), *grads)
+        info = jax.tree.map(lambda *vs: mean(*[jnp.asarray(v, jnp.float32) for v in vs]),
+                            *infos)
+        updates, rule = self.rule.update(grad, arch.rule, arch.alpha,
+                                         progress=problem.progress(state.step),
+                                         curvature=curvature)
+        last = _alpha_metrics(info, grad)
+        return BilevelState(optax.apply_updates(arch.alpha, updates), rule, arch.schedule,
+                            arch.updates + 1, last)
+
+    def _last_template(self) -> dict:
+        """Zeros with the keys ``_move`` reports (its hypergradient's diagnostics, traced on a
+        two-parameter problem, nothing run)."""
+
+        def toy(w, alpha, batch):
+            del batch
+            return jnp.sum(w * alpha) ** 2 + jnp.sum(w ** 2), jnp.float32(0)
+
+        shapes = jax.eval_shape(lambda: _alpha_metrics(hg.hypergradient(
+            self.method(1.0), toy, toy, jnp.ones(2), jnp.ones(2), None, None,
+            has_aux=True)[1], jnp.zeros(2)))
+        return {name: jnp.zeros(s.shape, s.dtype) for name, s in shapes.items()}
+
+    def hessian_target(self, state, batch, problem):
+        x = normalize(batch["image"], problem.mean, problem.std)
+
+        def loss(alpha):
+            return problem.loss(state.params, state.batch_stats, self.relaxation.weights(alpha),
+                                x, batch["label"])[0]
+
+        return loss, state.arch.alpha
+
+    def write_figures(self, metrics_path, workdir):
+        if not self.schedule.dynamic or not os.path.exists(metrics_path):
+            return []
+        path = os.path.join(workdir, "alpha_schedule.png")
+        return [viz.plot_alpha_schedule(metrics_path, path)]
+
+
+def _alpha_metrics(info: dict, grad) -> dict:
+    info = dict(info)
+    metrics = {"val_loss": info.pop("outer_loss"), "val_accuracy": info.pop("aux"),
+               "alpha_grad_norm": tree_norm(grad),
+               **{f"hypergrad/{k}": v for k, v in info.items()}}
+    return {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
