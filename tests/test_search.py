@@ -349,3 +349,35 @@ def test_every_search_config_builds_the_papers_search(name):
     assert setup.strategy.name == strategy == config.strategy.name
     assert setup.per_step["train"] == inner_steps
     assert {k: tuple(v) for k, v in setup.space.arch_shapes().items()} == shapes
+
+
+def test_the_nb201_configs_follow_the_nas_bench_201_code():
+    # AutoDL-Projects: configs/nas-benchmark/algos/DARTS.config (wd 5e-4, Nesterov momentum 0.9,
+    # lr 0.025 cosine to 0.001, 50 epochs, batch 64); DARTS-V1.py updates the weights first,
+    # DARTS-V2.py the architecture first with the momentum/weight-decay virtual step.
+    from experiments.configs import amended_cnn, darts2_nb201, darts_nb201, idarts_nb201
+    from jaxnas.engine import build
+
+    built = {}
+    for module in (darts_nb201, darts2_nb201, idarts_nb201):
+        config = module.get_config()
+        config.dataset = "digits"
+        assert (config.optim_w.weight_decay, config.optim_w.nesterov, config.optim_w.momentum,
+                config.optim_w.lr, config.optim_w.lr_min, config.epochs, config.batch_size) == (
+            5e-4, True, 0.9, 0.025, 0.001, 50, 64)
+        built[module.__name__.split(".")[-1]] = build(config)
+    assert built["darts_nb201"].strategy.schedule.alpha_first is False
+    assert built["darts2_nb201"].strategy.schedule.alpha_first is True
+    assert built["darts2_nb201"].strategy.virtual_step == "momentum"
+    problem = built["darts2_nb201"].problem
+    assert (problem.w_momentum, problem.w_weight_decay) == (0.9, 5e-4)
+    assert built["idarts_nb201"].strategy.schedule.alpha_first is False  # T steps, then alpha
+    s1 = amended_cnn.get_config("s1")
+    s1.dataset = "digits"
+    s1.update_from_flattened_dict({"space.C": 2, "space.layers": 3, "aux_weight": 0.0})
+    s1.space.auxiliary = False  # 8x8 digits are too small for the tower; drop-path is the point
+    setup = build(s1)
+    assert s1.drop_path == 0.2 and setup.problem.drop_path is not None
+    per_epoch = setup.steps_per_epoch
+    assert float(setup.problem.drop_path(0)) == 0.0  # DARTS's linear ramp by epoch
+    assert float(setup.problem.drop_path(50 * per_epoch)) == pytest.approx(0.1)

@@ -2,6 +2,8 @@
 supernet, so that the second-order programs compile in seconds), option wiring, and resume of
 the iDARTS search (T weight steps per step) on the tiny NB201 supernet."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -57,6 +59,7 @@ CASES = {  # strategy options, the method it must use, T, alpha first
     "amended": ({"eta": 0.3}, lambda lr: hg.Amended(0.3), 1, True),
     "amended_wd": ({"eta": 0.3, "hessian_weight_decay": 0.01}, lambda lr: hg.Amended(0.3), 1,
                    True),
+    "darts_weights_first": ({"alpha_first": False}, lambda lr: hg.FirstOrder(), 1, False),
 }
 
 
@@ -85,12 +88,16 @@ def test_one_step_is_its_composition_by_hand(tiny_config, case):
                 params, batch_stats, opt_w, softmax(alpha), xt, yt)[:3]
     wd = options.get("hessian_weight_decay", 0.0)
 
-    def loss(w, alpha, batch):
+    def outer(w, alpha, batch):
         value, (_, acc) = problem.loss(w, batch_stats, softmax(alpha), *batch)
+        return value, acc
+
+    def inner(w, alpha, batch):  # the Hessian's weight decay: the inner loss only
+        value, acc = outer(w, alpha, batch)
         l2 = sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(w))
         return value + 0.5 * wd * l2, acc
 
-    grad, _ = hg.hypergradient(method(0.1), loss, loss, params, alpha,
+    grad, _ = hg.hypergradient(method(0.1), inner, outer, params, alpha,
                                train[0] if alpha_first else train[-1], val, has_aux=True)
     adam = update_rule(config.optim_alpha, ("adam",))  # Adam with L2 decay 1e-3
     updates, _ = adam.update(grad, adam.init(alpha), alpha)
@@ -123,12 +130,90 @@ def test_second_order_hypergradients_differ_from_first_order(tiny_config):
         assert abs(norms[name] - norms["darts"]) > 1e-3 * norms["darts"], (name, norms)
 
 
+def test_hessian_weight_decay_changes_the_inner_loss_only(tiny_config):
+    # The outer loss (the val loss reported, and v = grad_w L_outer in the amended term) stays
+    # the plain cross-entropy; only the Hessian of the inner loss gets wd * I.
+    problem = _toy_problem(tiny_config())
+    results = {}
+    for wd in (0.0, 0.5):
+        strategy = get_strategy("amended", eta=0.3, hessian_weight_decay=wd)
+        state = init_state(0, strategy, ToySpace(), problem, (4, 4, 1))
+        _, results[wd] = jax.jit(lambda s, b: strategy.step(s, b, problem))(state,
+                                                                          _toy_batches(1))
+    assert float(results[0.5]["val_loss"]) == float(results[0.0]["val_loss"])
+    assert float(results[0.5]["alpha_grad_norm"]) != float(results[0.0]["alpha_grad_norm"])
+
+
+def test_darts2_virtual_step_as_the_original_code_takes_it(tiny_config):
+    # w' = w - xi (momentum * buffer + grad_w L_train(w) + wd * w); the hypergradient is
+    # grad_alpha L_val(w') - xi d2 L_train(w) / dalpha dw . grad_w' L_val(w') (DARTS, Eq. 7),
+    # written here with jax.grad / jax.jvp directly.
+    config = tiny_config()
+    problem = dataclasses.replace(_toy_problem(config), w_momentum=0.9, w_weight_decay=3e-4)
+    strategy = get_strategy("darts2", optim_alpha=config.optim_alpha, virtual_step="momentum")
+    state = init_state(0, strategy, ToySpace(), problem, (4, 4, 1))
+    step = jax.jit(lambda s, b: strategy.step(s, b, problem))
+    state, _ = step(state, _toy_batches(1, seed=1))  # a first step fills the momentum buffer
+    buffer = optax.tree_utils.tree_get(state.opt_w, "trace")
+    assert max(float(jnp.abs(b).max()) for b in jax.tree.leaves(buffer)) > 0
+    batches = _toy_batches(1, seed=2)
+    new, metrics = step(state, batches)
+
+    x = lambda images: (images.astype(np.float32) / 255 - 0.5) / 0.25  # noqa: E731
+    train = (x(batches["train"]["image"][0]), batches["train"]["label"][0])
+    val = (x(batches["val"]["image"][0]), batches["val"]["label"][0])
+    softmax = lambda a: {"cell": jax.nn.softmax(a["cell"], -1)}  # noqa: E731
+    loss = lambda w, a, batch: problem.loss(w, state.batch_stats, softmax(a), *batch)[0]  # noqa
+    xi, alpha, w = float(metrics["lr"]), state.arch.alpha, state.params
+    g = jax.grad(loss)(w, alpha, train)
+    w_virtual = jax.tree.map(lambda w_, b, g_: w_ - xi * (0.9 * b + g_ + 3e-4 * w_),
+                             w, buffer, g)
+    v = jax.grad(loss)(w_virtual, alpha, val)
+    mixed = jax.jvp(lambda w_: jax.grad(loss, argnums=1)(w_, alpha, train), (w,), (v,))[1]
+    expected = jax.grad(loss, argnums=1)(w_virtual, alpha, val)["cell"] - xi * mixed["cell"]
+    sgd = get_strategy("darts2", optim_alpha=config.optim_alpha)
+    _, plain = jax.jit(lambda s, b: sgd.step(s, b, problem))(state, batches)
+    np.testing.assert_allclose(float(metrics["alpha_grad_norm"]),
+                               float(jnp.linalg.norm(expected)), rtol=1e-4)
+    assert abs(float(plain["alpha_grad_norm"]) - float(metrics["alpha_grad_norm"])) > 1e-6
+    adam = update_rule(config.optim_alpha, ("adam",))
+    rule_state = state.arch.rule
+    updates, _ = adam.update({"cell": expected}, rule_state, alpha)
+    np.testing.assert_allclose(new.arch.alpha["cell"], alpha["cell"] + updates["cell"],
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_drop_path_in_the_weight_steps(tiny_config):
+    from jaxnas.spaces import get_space
+
+    config = tiny_config()
+    space = get_space("darts", C=2, layers=3, ops=("skip_connect", "sep_conv_3x3"))
+    schedule = cosine_by_epoch(0.1, 0.01, 4, 3)
+    problem = SearchProblem(space.supernet(10, drop_path=True), (0.5,), (0.25,), False, 0,
+                            weight_optimizer(config.optim_w, schedule), schedule,
+                            drop_path=lambda count: 0.5)
+    strategy = get_strategy("darts")
+    state = init_state(0, strategy, space, problem, (8, 8, 3))
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 8, 8, 3))
+    y = jnp.arange(8) % 10
+    args = (state.params, state.batch_stats, state.opt_w, strategy.arch_weights(state.arch), x, y)
+    step = jax.jit(problem.weight_step)
+    plain, dropped = step(*args), step(*args, jax.random.PRNGKey(1))
+    again, other = step(*args, jax.random.PRNGKey(1)), step(*args, jax.random.PRNGKey(2))
+    assert float(dropped.loss) == float(again.loss)
+    assert len({float(plain.loss), float(dropped.loss), float(other.loss)}) == 3
+    with pytest.raises(ValueError, match="The NAS-Bench-201 supernet has no drop-path"):
+        get_space("nb201", C=4, N=1).supernet(10, drop_path=True)
+
+
 @pytest.mark.parametrize("name,options,match", [
     ("darts2", {"hvp": "forward"}, "hvp must be one of"),
     ("idarts", {"neumann_terms": -1}, "terms must be an integer >= 0"),
     ("idarts", {"inner_steps": 0}, "inner_steps must be >= 1"),
     ("amended", {"eta": -1.0}, "eta must be"),
     ("darts", {"eta": 0.1}, r"Unknown option\(s\) \['eta'\]"),
+    ("darts2", {"virtual_step": "adam"}, "virtual_step must be one of 'sgd', 'momentum'"),
+    ("darts", {"alpha_first": "yes"}, "alpha_first must be True or False"),
 ])
 def test_strategy_option_errors(name, options, match):
     with pytest.raises(ValueError, match=match):

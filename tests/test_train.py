@@ -18,8 +18,8 @@ from experiments.configs import (train_darts_cifar, train_darts_imagenet, train_
                                  train_quickstart)
 from jaxnas.data import data_mesh, load_dataset, normalize
 from jaxnas.engine import train_loop as train_lib
-from jaxnas.engine.optim import epoch_schedule
-from jaxnas.engine.train_loop import (build, drop_path_by_epoch, init_state, make_network,
+from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule
+from jaxnas.engine.train_loop import (build, init_state, make_network,
                                       make_step, network_size, smoothed_cross_entropy, train,
                                       training_loss)
 from jaxnas.spaces import PUBLISHED, load_genotype, save_genotype

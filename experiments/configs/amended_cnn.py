@@ -3,7 +3,9 @@ convergence (100 epochs), batch 96, alpha Adam 3e-4, betas (0.5, 0.999), wd 1e-3
 
 ``--config=experiments/configs/amended_cnn.py:s1`` applies the paper's search/evaluation
 consistency changes (space S1): 8 fixed edges per cell (node i <- node i-1 and c_{k-2}), the 7
-operations without ``none``, width 36, cutout 16 and an auxiliary tower (weight 0.4) during search.
+operations without ``none``, width 36, cutout 16, an auxiliary tower (weight 0.4) and drop-path
+during search (the paper's "Dropout"; DARTS's drop-path 0.2 rising linearly over the epochs, spec
+004 section 8.11).
 """
 
 from experiments.configs.common import search_defaults
@@ -35,4 +37,5 @@ def get_config(variant: str = "standard"):
         c.space.auxiliary = True
         c.space.ops = c.space.ops[1:]
         c.cutout = 16
+        c.drop_path = 0.2
     return c

@@ -15,6 +15,9 @@ def search_defaults() -> ml_collections.ConfigDict:
     c.epochs = 50
     c.max_steps = 0  # stop early after this many steps (0: run all epochs)
     c.aux_weight = 0.4  # loss weight of a search-time auxiliary head, if the space has one
+    # Drop-path of the weight steps (DARTS space): this probability in the last epoch, rising
+    # linearly from 0 as in DARTS's evaluation (0: none).
+    c.drop_path = 0.0
 
     c.space = ml_collections.ConfigDict()
     c.strategy = ml_collections.ConfigDict({"name": "darts"})

@@ -17,6 +17,16 @@ def cosine_by_epoch(lr: float, lr_min: float, epochs: int, updates_per_epoch: in
     return schedule
 
 
+def drop_path_by_epoch(rate: float, epochs: int, steps_per_epoch: int):
+    """DARTS's drop-path schedule, set at the start of each epoch: step -> ``rate * e / epochs``,
+    e the epoch (0 in the first epoch, ``rate * (epochs - 1) / epochs`` in the last)."""
+
+    def schedule(step):
+        return rate * jnp.floor_divide(step, steps_per_epoch) / epochs
+
+    return schedule
+
+
 SCHEDULES = ("cosine", "exponential", "linear")
 
 

@@ -25,7 +25,7 @@ from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
-from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
+from jaxnas.engine.optim import cosine_by_epoch, drop_path_by_epoch, weight_optimizer
 from jaxnas.log import logger
 from jaxnas.spaces import get_space, init_variables, save_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
@@ -67,10 +67,12 @@ def validate(config) -> None:
                                 "checkpoint_every", "keep_checkpoints")
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
                                    "optim_w.momentum", "optim_w.grad_clip", "cutout", "max_steps",
-                                   "eigenvalue_every")
+                                   "eigenvalue_every", "drop_path")
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
                          f"config.optim_w.lr ({config.optim_w.lr}).")
+    if config.drop_path >= 1:
+        raise ValueError(f"config.drop_path must be below 1, got {config.drop_path!r}.")
 
 
 def build(config) -> SearchSetup:
@@ -95,12 +97,16 @@ def build(config) -> SearchSetup:
                          "examples; lower the batch size.")
     planned_steps = config.epochs * steps_per_epoch
     total_steps = min(planned_steps, config.max_steps) if config.max_steps else planned_steps
+    updates_per_epoch = steps_per_epoch * per_step["train"]
     schedule = cosine_by_epoch(config.optim_w.lr, config.optim_w.lr_min, config.epochs,
-                               steps_per_epoch * per_step["train"])
-    problem = SearchProblem(space.supernet(dataset.num_classes), dataset.mean, dataset.std,
-                            config.augment, config.cutout,
+                               updates_per_epoch)
+    drop_path = (drop_path_by_epoch(config.drop_path, config.epochs, updates_per_epoch)
+                 if config.drop_path else None)
+    problem = SearchProblem(space.supernet(dataset.num_classes, drop_path=bool(drop_path)),
+                            dataset.mean, dataset.std, config.augment, config.cutout,
                             weight_optimizer(config.optim_w, schedule), schedule, planned_steps,
-                            config.aux_weight)
+                            config.aux_weight, config.optim_w.momentum,
+                            config.optim_w.weight_decay, drop_path)
     return SearchSetup(config, dataset, space, strategy, problem, streams, per_step,
                        steps_per_epoch, total_steps)
 
@@ -176,7 +182,8 @@ def init_state(seed: int, strategy, space, problem: SearchProblem, image_shape) 
     k_net, k_arch, k_run = jax.random.split(key, 3)
     arch = strategy.init(k_arch, space.arch_shapes())
     x = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-    variables = init_variables(problem.net, k_net, x, strategy.arch_weights(arch), train=True)
+    variables = init_variables(problem.plain_net, k_net, x, strategy.arch_weights(arch),
+                               train=True)
     params = variables["params"]
     return SearchState(
         step=jnp.zeros((), jnp.int32), params=params,

@@ -36,7 +36,7 @@ from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
-from jaxnas.engine.optim import epoch_schedule, weight_optimizer
+from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule, weight_optimizer
 from jaxnas.files import write_json
 from jaxnas.log import logger
 from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_genotype,
@@ -85,16 +85,6 @@ def training_loss(logits, aux_logits, labels, aux_weight: float, smoothing: floa
     if aux_logits is not None:
         loss = loss + aux_weight * smoothed_cross_entropy(aux_logits, labels, smoothing)
     return loss
-
-
-def drop_path_by_epoch(rate: float, epochs: int, steps_per_epoch: int):
-    """DARTS's drop-path schedule, set at the start of each epoch: step -> ``rate * e / epochs``,
-    e the epoch (0 in the first epoch, ``rate * (epochs - 1) / epochs`` in the last)."""
-
-    def schedule(step):
-        return rate * jnp.floor_divide(step, steps_per_epoch) / epochs
-
-    return schedule
 
 
 def top_k_correct(logits, labels, k: int):

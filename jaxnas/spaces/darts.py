@@ -158,12 +158,14 @@ class DartsNetwork(nn.Module):
 def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    ops: tuple[str, ...] = DARTS_OPS,
                    edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
-                   auxiliary: bool = False, node_bn: bool = False) -> DartsNetwork:
+                   auxiliary: bool = False, node_bn: bool = False,
+                   drop_path: bool = False) -> DartsNetwork:
     """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling
-    (``node_bn``: also after each node's sum)."""
+    (``node_bn``: also after each node's sum; ``drop_path``: on every operation but the
+    identity, as in DARTS's evaluation network)."""
     cell = supernet_cell(ops, edges, node_bn)
     return DartsNetwork(cell, cell, C, layers, num_classes, affine=False, pool_bn=True,
-                        auxiliary=auxiliary)
+                        auxiliary=auxiliary, drop_path=drop_path)
 
 
 def darts_network(genotype: DartsGenotype, C: int = 36, layers: int = 20, num_classes: int = 10,

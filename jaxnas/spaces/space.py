@@ -38,7 +38,10 @@ class NB201Space:
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return {"cell": (len(NB201_EDGES), len(self.ops))}
 
-    def supernet(self, num_classes: int):
+    def supernet(self, num_classes: int, drop_path: bool = False):
+        if drop_path:
+            raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
+                             "config.drop_path=0.")
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn)
 
     def derive(self, arch_weights: dict) -> NB201Genotype:
@@ -87,9 +90,11 @@ class DartsSpace:
         shape = (len(self.edge_list), len(self.ops))
         return {"normal": shape, "reduce": shape}
 
-    def supernet(self, num_classes: int):
+    def supernet(self, num_classes: int, drop_path: bool = False):
+        """The supernet; ``drop_path``: with drop-path on every operation but the identity
+        (called with ``drop_path_rate`` and a ``"dropout"`` rng)."""
         return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
-                                    self.auxiliary, self.node_bn)
+                                    self.auxiliary, self.node_bn, drop_path)
 
     @property
     def inputs_per_node(self) -> int | None:

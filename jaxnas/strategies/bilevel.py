@@ -17,8 +17,12 @@ The pieces:
 
 DARTS (Liu et al. 2019), DARTS second order, iDARTS (Zhang thesis Algorithm 6) and
 Amended-DARTS (Bi et al.) are instances (``registry``); constrained DARTS and BaLeNAS extend it.
-The inner loss is the training cross-entropy (weight decay lives in the optimizer, as in DARTS);
-``hessian_weight_decay`` adds ``wd/2 ||w||^2`` to it, i.e. ``wd * I`` to the Hessian.
+The inner and outer losses are the training-mode cross-entropy on the train and the val batch
+(weight decay lives in the optimizer, as in DARTS); ``hessian_weight_decay`` adds
+``wd/2 ||w||^2`` to the inner loss only, i.e. ``wd * I`` to its Hessian. ``virtual_step``:
+"sgd" (the DARTS paper's ``w - xi grad``) or "momentum" (the DARTS code's
+``w - xi (momentum * buffer + grad + wd * w)``, with the weight optimizer's momentum buffer: the
+inner loss gets the constant linear term ``<momentum * buffer + wd * w, .>``).
 """
 
 import dataclasses
@@ -35,6 +39,9 @@ from jaxnas.data.augment import normalize
 from jaxnas.strategies.base import Strategy, step_key, tree_norm
 from jaxnas.strategies.relaxations import Softmax
 from jaxnas.strategies.schedules import Alternating
+
+
+VIRTUAL_STEPS = ("sgd", "momentum")
 
 
 class BilevelState(NamedTuple):
@@ -67,6 +74,7 @@ class BilevelSearch(Strategy):
     schedule: Any = Alternating()
     num_samples: int = 1
     hessian_weight_decay: float = 0.0
+    virtual_step: str = "sgd"
 
     differentiable = True
 
@@ -77,6 +85,9 @@ class BilevelSearch(Strategy):
         if not self.hessian_weight_decay >= 0:
             raise ValueError(f"hessian_weight_decay must be >= 0, got "
                              f"{self.hessian_weight_decay!r}.")
+        if self.virtual_step not in VIRTUAL_STEPS:
+            raise ValueError(f"virtual_step must be one of {', '.join(map(repr, VIRTUAL_STEPS))}, "
+                             f"got {self.virtual_step!r}.")
         object.__setattr__(self, "rule", optax.with_extra_args_support(self.rule))
 
     @property
@@ -131,8 +142,9 @@ class BilevelSearch(Strategy):
         weights = self.relaxation.weights(state.arch.alpha)
         params, batch_stats, opt_w = state.params, state.batch_stats, state.opt_w
         losses, accs = [], []
-        for x, y in zip(xs, ys):
-            result = problem.weight_step(params, batch_stats, opt_w, weights, x, y)
+        for t, (x, y) in enumerate(zip(xs, ys)):
+            key = jax.random.fold_in(step_key(state, 3), t)  # drop-path, when the problem has it
+            result = problem.weight_step(params, batch_stats, opt_w, weights, x, y, key)
             params, batch_stats, opt_w = result.params, result.batch_stats, result.opt_w
             losses.append(result.loss)
             accs.append(result.accuracy)
@@ -150,19 +162,28 @@ class BilevelSearch(Strategy):
     def _move(self, state, train, val, lr, problem) -> BilevelState:
         """One architecture update at the state's weights."""
         arch, wd = state.arch, self.hessian_weight_decay
+        offset = (jax.lax.stop_gradient(problem.momentum_offset(state.params, state.opt_w))
+                  if self.virtual_step == "momentum" else None)
         key = step_key(state, 2)
         grads, infos = [], []
         for sample in range(self.num_samples):
             k_alpha, k_relax = jax.random.split(jax.random.fold_in(key, sample))
 
-            def loss(w, alpha, batch, k_relax=k_relax):
+            def outer(w, alpha, batch, k_relax=k_relax):
                 weights = self.relaxation.weights(alpha, k_relax)
                 value, (_, acc) = problem.loss(w, state.batch_stats, weights, *batch)
-                if wd:
-                    value = value + 0.5 * wd * tree_norm(w) ** 2
                 return value, acc
 
-            grad, info = hg.hypergradient(self.method(lr), loss, loss, state.params,
+            def inner(w, alpha, batch, outer=outer):
+                value, acc = outer(w, alpha, batch)
+                if wd:
+                    value = value + 0.5 * wd * tree_norm(w) ** 2
+                if offset is not None:
+                    value = value + sum(jnp.vdot(c, x) for c, x in zip(
+                        jax.tree.leaves(offset), jax.tree.leaves(w)))
+                return value, acc
+
+            grad, info = hg.hypergradient(self.method(lr), inner, outer, state.params,
                                           self.sample_alpha(arch, k_alpha), train, val,
                                           has_aux=True)
             grads.append(grad)

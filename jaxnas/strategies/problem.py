@@ -40,6 +40,10 @@ class SearchProblem:
       planned_steps: the search steps of the whole planned search (epochs, not ``max_steps``):
         ``progress`` = step / planned_steps.
       aux_weight: weight of the auxiliary head's loss when the supernet has one.
+      w_momentum, w_weight_decay: the weight optimizer's momentum and L2 coefficient (for
+        DARTS's virtual step as its code takes it, ``momentum_offset``).
+      drop_path: weight update count -> drop-path probability of the weight steps, or None (the
+        supernet then has no drop-path).
     """
 
     net: nn.Module
@@ -51,6 +55,15 @@ class SearchProblem:
     w_lr: Callable[[Any], Any]
     planned_steps: int = 1
     aux_weight: float = 0.4
+    w_momentum: float = 0.0
+    w_weight_decay: float = 0.0
+    drop_path: Callable[[Any], Any] | None = None
+
+    @property
+    def plain_net(self) -> nn.Module:
+        """``net`` without drop-path (the same variables): for initialization, and for the
+        losses of architecture updates, which run without drop-path."""
+        return self.net.clone(drop_path=False) if self.drop_path else self.net
 
     def images(self, key, images):
         """uint8 [..., B, H, W, C] -> float32, augmented when configured (one key per batch)."""
@@ -68,27 +81,45 @@ class SearchProblem:
                              "learning-rate schedule (optax.scale_by_schedule).")
         return self.w_lr(count)
 
+    def momentum_offset(self, params, opt_w):
+        """``momentum * buffer + weight_decay * w``: what the original DARTS code adds to the
+        gradient in its virtual step ``w - xi (momentum * buffer + grad + wd * w)``."""
+        buffer = optax.tree_utils.tree_get(opt_w, "trace")
+        if buffer is None:
+            buffer = jax.tree.map(jnp.zeros_like, params)
+        return jax.tree.map(lambda b, w: self.w_momentum * b + self.w_weight_decay * w,
+                            buffer, params)
+
     def progress(self, step):
         """The fraction of the planned search done before ``step``, in [0, 1]."""
         return jnp.minimum(step / self.planned_steps, 1.0)
 
-    def loss(self, params, batch_stats, arch_weights, x, y):
+    def loss(self, params, batch_stats, arch_weights, x, y, dropout=None):
         """Cross-entropy of the supernet in training mode on float images x [B, H, W, C] and
-        int labels y [B]. Returns ``(loss, (new_batch_stats, accuracy))``."""
-        out, updates = self.net.apply({"params": params, "batch_stats": batch_stats}, x,
-                                      arch_weights, train=True, mutable=["batch_stats"])
+        int labels y [B]; ``dropout``: ``(key, rate)`` of drop-path, or None. Returns
+        ``(loss, (new_batch_stats, accuracy))``."""
+        net, kwargs = self.plain_net, {}
+        if dropout is not None:
+            net, kwargs = self.net, {"rngs": {"dropout": dropout[0]}, "drop_path_rate": dropout[1]}
+        out, updates = net.apply({"params": params, "batch_stats": batch_stats}, x, arch_weights,
+                                 train=True, mutable=["batch_stats"], **kwargs)
         logits, aux_logits = out if isinstance(out, tuple) else (out, None)
         loss = cross_entropy(logits, y)
         if aux_logits is not None:
             loss = loss + self.aux_weight * cross_entropy(aux_logits, y)
         return loss, (updates["batch_stats"], accuracy(logits, y))
 
-    def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y) -> WeightStep:
+    def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y,
+                    key=None) -> WeightStep:
         """One optimizer step of the weights on a batch; the architecture weights are
-        constants."""
+        constants. ``key``: the drop-path key (used when the problem has drop-path)."""
+        dropout = None
+        if self.drop_path is not None and key is not None:
+            dropout = (key, self.drop_path(optax.tree_utils.tree_get(opt_w, "count")))
         grad_fn = jax.value_and_grad(self.loss, has_aux=True)
         (loss, (batch_stats, acc)), grads = grad_fn(params, batch_stats,
-                                                    jax.lax.stop_gradient(arch_weights), x, y)
+                                                    jax.lax.stop_gradient(arch_weights), x, y,
+                                                    dropout)
         sqnorm = sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads))
         updates, opt_w = self.tx_w.update(grads, opt_w, params)
         return WeightStep(optax.apply_updates(params, updates), batch_stats, opt_w, loss, acc,

@@ -3,10 +3,10 @@
 
 | name | method | per step |
 |---|---|---|
-| ``darts`` | DARTS first order | alpha (first order), then 1 weight step |
-| ``darts2`` | DARTS second order | alpha (``Unrolled(lr, 1)``, exact or finite-difference), 1 weight step |
+| ``darts`` | DARTS first order | alpha (first order), then 1 weight step (``alpha_first``) |
+| ``darts2`` | DARTS second order | alpha (``Unrolled(lr, 1)``, exact or finite-difference; ``virtual_step``), 1 weight step |
 | ``idarts`` | iDARTS | T weight steps, then alpha (``Neumann(gamma, K)``) |
-| ``amended`` | Amended-DARTS | alpha (``Amended(eta)``), then 1 weight step |
+| ``amended`` | Amended-DARTS | alpha (``Amended(eta)``), then 1 weight step (``alpha_first``) |
 | ``constrained`` | constrained DARTS | CRB, CS10/FIMT schedules, PR/ADMM (``constrained``) |
 | ``balenas`` | BaLeNAS | Variational Adam on a Gaussian posterior (``balenas``) |
 """
@@ -22,15 +22,18 @@ from jaxnas.strategies.schedules import Alternating
 _ADAM = ("adam",)
 
 
-def _darts(space, optim_alpha=None):
+def _darts(space, optim_alpha=None, alpha_first: bool = True):
     del space
-    return BilevelSearch(hypergradient_method(None), update_rule(optim_alpha, _ADAM), "darts")
+    return BilevelSearch(hypergradient_method(None), update_rule(optim_alpha, _ADAM), "darts",
+                         schedule=_order(alpha_first))
 
 
-def _darts2(space, optim_alpha=None, hvp: str = "exact", eps: float = 0.01):
+def _darts2(space, optim_alpha=None, hvp: str = "exact", eps: float = 0.01,
+            virtual_step: str = "sgd", alpha_first: bool = True):
     del space
     method = hypergradient_method({"name": "unrolled", "hvp": hvp, "eps": eps}, "strategy")
-    return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "darts2")
+    return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "darts2",
+                         schedule=_order(alpha_first), virtual_step=virtual_step)
 
 
 def _idarts(space, optim_alpha=None, inner_steps: int = 4, neumann_terms: int = 2,
@@ -43,11 +46,21 @@ def _idarts(space, optim_alpha=None, inner_steps: int = 4, neumann_terms: int = 
                          hessian_weight_decay=hessian_weight_decay)
 
 
-def _amended(space, optim_alpha=None, eta: float = 0.1, hessian_weight_decay: float = 0.0):
+def _amended(space, optim_alpha=None, eta: float = 0.1, hessian_weight_decay: float = 0.0,
+             alpha_first: bool = True):
     del space
     method = hypergradient_method({"name": "amended", "eta": eta}, "strategy")
     return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "amended",
+                         schedule=_order(alpha_first),
                          hessian_weight_decay=hessian_weight_decay)
+
+
+def _order(alpha_first) -> Alternating:
+    """One weight step per architecture step, the architecture first (DARTS) or second."""
+    if not isinstance(alpha_first, bool):
+        raise ValueError(f"config.strategy.alpha_first must be True or False, got "
+                         f"{alpha_first!r}.")
+    return Alternating(1, alpha_first)
 
 
 STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended,
