@@ -1,14 +1,15 @@
 """Runs an architecture search.
 
     python -m experiments.search --config=experiments/configs/quickstart.py --workdir=runs/q1 \
-        [--config.field=value ...]
+        [--config.field=value ...] [--allow_config_change=optim_w.lr,...] [--verbose]
 
 Re-running the same command on the same workdir resumes from its last checkpoint.
 """
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import cli
 from jaxnas.engine import search
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Search config file.",
@@ -20,9 +21,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # jaxnas logs progress itself; this hushes orbax
-    search(_CONFIG.value, _WORKDIR.value)
+    search(_CONFIG.value, _WORKDIR.value, cli.ALLOW_CHANGES.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -6,14 +6,16 @@
 
 --genotype: a genotype.json (as a search writes), a published name (DARTS_V2, PDARTS, ...), an
 NB201 arch string or a DARTS Genotype(...) string. Re-running the same command on the same
-workdir resumes from its last checkpoint.
+workdir resumes from its last checkpoint (--allow_config_change=FIELD,... lets it resume with
+those fields changed).
 """
 
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import cli
 from jaxnas.engine import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -28,9 +30,8 @@ flags.mark_flags_as_required(["genotype", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # jaxnas logs progress itself; this hushes orbax
-    train(_CONFIG.value, _GENOTYPE.value, _WORKDIR.value)
+    train(_CONFIG.value, _GENOTYPE.value, _WORKDIR.value, cli.ALLOW_CHANGES.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -22,6 +22,11 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import pytest  # noqa: E402
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: an end-to-end test that takes long (subprocesses, "
+                                       "DARTS-space programs); `-m 'not slow'` skips them locally")
+
 SHARED = pathlib.Path(os.environ.get("JAXNAS_SHARED")
                       or pathlib.Path(__file__).resolve().parents[2] / "shared")
 NB201_TABLE = SHARED / "data" / "nb201" / "nb201_merged.csv"
@@ -67,8 +72,8 @@ def resumed_search(tmp_path):
     """Returns ``run(config, stop)``: searches ``config`` once straight through (``full/``) and
     once stopped after ``stop`` steps and resumed (``part/``), asserts that every leaf of the two
     final states is bit-identical, and returns ``(full, resumed)`` search results."""
+    import chex
     import jax
-    import numpy as np
 
     from jaxnas.engine import search
 
@@ -79,9 +84,7 @@ def resumed_search(tmp_path):
         search(config, str(tmp_path / "part"))
         config.max_steps = steps
         resumed = search(config, str(tmp_path / "part"))
-        leaves = lambda s: jax.tree_util.tree_leaves_with_path(jax.device_get(s))  # noqa: E731
-        for (path, a), (_, b) in zip(leaves(full.state), leaves(resumed.state), strict=True):
-            np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+        chex.assert_trees_all_equal(jax.device_get(full.state), jax.device_get(resumed.state))
         return full, resumed
 
     return run

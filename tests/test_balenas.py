@@ -169,6 +169,7 @@ def test_select_from_posterior(nb201_table_path):
     assert only_mean[0] == strategy.derive(arch, space) and len(only_mean[2]) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["first_order", "second_order"])
 def test_balenas_nb201_searches_and_resumes_bit_exact(tmp_path, tiny_config, resumed_search,
                                                      order):

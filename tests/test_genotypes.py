@@ -117,3 +117,44 @@ def test_load_genotype_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_genotype(bad)
+
+
+def test_genotype_file_holding_a_list_is_explained(tmp_path):
+    path = tmp_path / "genotype.json"
+    path.write_text(json.dumps([["sep_conv_3x3", 0], ["skip_connect", 1]]))
+    with pytest.raises(ValueError) as excinfo:
+        load_genotype(path)
+    message = str(excinfo.value)
+    assert str(path) in message and "got list [[" in message
+    assert 'JSON object with a "space" key' in message and "genotype.json" in message
+    with pytest.raises(ValueError, match="got str 'DARTS_V2'"):
+        genotype_from_dict("DARTS_V2")
+
+
+def test_nb201_genotype_without_arch_str_or_ops_is_explained():
+    with pytest.raises(ValueError, match='neither an "arch_str" nor an "ops"'):
+        genotype_from_dict({"space": "nb201"})
+
+
+GENES = "[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)]"
+
+
+def test_genotype_string_with_positional_arguments_is_explained():
+    text = f"Genotype({GENES}, [2], {GENES}, [2])"
+    with pytest.raises(ValueError) as excinfo:
+        load_genotype(text)
+    message = str(excinfo.value)
+    assert "4 positional" in message
+    assert "normal=, normal_concat=, reduce=, reduce_concat=" in message
+    assert "as the DARTS code prints it" in message
+
+
+def test_genotype_string_with_unknown_or_missing_fields_is_explained():
+    text = f"Genotype(normal={GENES}, normal_concat=[2], reduce={GENES}, reduce_cat=[2], seed=1)"
+    with pytest.raises(ValueError) as excinfo:
+        DartsGenotype.from_string(text)
+    message = str(excinfo.value)
+    assert "unknown field(s) ['reduce_cat', 'seed']" in message
+    assert "the fields are normal, normal_concat, reduce, reduce_concat" in message
+    with pytest.raises(ValueError, match=r"lacks the field\(s\) \['reduce_concat'\]"):
+        DartsGenotype.from_string(f"Genotype(normal={GENES}, normal_concat=[2], reduce={GENES})")

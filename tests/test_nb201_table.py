@@ -1,6 +1,7 @@
 """NAS-Bench-201 lookup: arch-string parsing, CSV loading and errors, and the published values."""
 
 import csv
+import math
 import sys
 import time
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import pytest
 from jaxnas.benchmarks import (
     ACCURACY_COLUMNS,
     ArchNotFoundError,
+    NB201Lookup,
     NB201Table,
     column_name,
     parse_arch_str,
@@ -252,3 +254,57 @@ def test_unique_str_reproduces_the_table(table):
     computed = [unique_str(a) for a in table.arch_strs]
     assert computed == list(table.unique_strs)
     assert len(set(computed)) == 6466
+
+
+# ---------------------------------------------------------------- a partial copy of the table
+
+
+@pytest.fixture
+def partial_table_path(nb201_table_path, tmp_path):
+    """The header and first 20 rows of the published table (without ALL_SKIP or ALL_CONV3)."""
+    with open(nb201_table_path, newline="") as f:
+        lines = [next(f) for _ in range(21)]
+    path = tmp_path / "partial.csv"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_partial_table_warns_on_load_and_names_its_path(partial_table_path, caplog):
+    with caplog.at_level("WARNING", logger="jaxnas"):
+        table = NB201Table.load(partial_table_path)
+    assert len(table) == 20 and table.source == partial_table_path
+    assert str(partial_table_path) in caplog.text and "has 20 rows, not the 15625" in caplog.text
+    with pytest.raises(ArchNotFoundError) as excinfo:
+        table.query(ALL_CONV3)
+    message = str(excinfo.value)
+    assert str(partial_table_path) in message and "20 of 15625 cells" in message
+    assert "load the full table" in message
+    with pytest.raises(KeyError, match=str(partial_table_path)):
+        table.query(15624)
+
+
+def test_full_table_loads_without_a_warning(nb201_table_path, caplog):
+    with caplog.at_level("WARNING", logger="jaxnas"):
+        NB201Table.load(nb201_table_path)
+    assert caplog.text == ""
+
+
+def test_lookup_of_a_cell_missing_from_a_partial_table(partial_table_path, caplog):
+    from jaxnas.spaces import NB201Genotype
+
+    lookup = NB201Lookup(NB201Table.load(partial_table_path))
+    present = NB201Genotype.from_arch_str(lookup.table.arch_strs[0])
+    assert lookup.scores(present)["nb201/c10_test"] == lookup.table.query(present).c10_test_200
+    assert lookup.record(present)["nb201"]["arch_str"] == present.arch_str
+    missing = NB201Genotype.from_arch_str(ALL_CONV3)
+    with caplog.at_level("WARNING", logger="jaxnas"):
+        for _ in range(3):  # the engine asks at every log step
+            scores = lookup.scores(missing)
+            assert set(scores) == {"nb201/c10_test", "nb201/c100_test", "nb201/in16_test"}
+            assert all(math.isnan(v) for v in scores.values())
+            assert math.isnan(scores[lookup.headline])
+        assert lookup.record(missing) == {}
+        assert "not in the NB201 table" in lookup.describe(missing)
+    warnings = [r.getMessage() for r in caplog.records if ALL_CONV3 in r.getMessage()]
+    assert len(warnings) == 1
+    assert str(partial_table_path) in warnings[0]

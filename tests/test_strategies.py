@@ -220,6 +220,7 @@ def test_strategy_option_errors(name, options, match):
         get_strategy(name, **options)
 
 
+@pytest.mark.slow
 def test_idarts_search_resumes_equal(tmp_path, tiny_config):
     config = tiny_config(**{"strategy.name": "idarts", "strategy.inner_steps": 2,
                             "strategy.neumann_terms": 1, "epochs": 1, "max_steps": 8})

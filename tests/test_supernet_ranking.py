@@ -146,6 +146,7 @@ def _cli(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_command_line_writes_ranking_json_and_png(tmp_path, tiny_config):
     workdir = str(tmp_path / "run")
     search(tiny_config(max_steps=10), workdir)

@@ -8,6 +8,7 @@ def search_defaults() -> ml_collections.ConfigDict:
     c.seed = 0
     c.dataset = "tfds:cifar10"
     c.data_dir = ""  # tfds data dir; "" = the tfds default
+    c.num_classes = 0  # classes of an npz set without a num_classes array (0: from its labels)
     c.train_portion = 0.5  # DARTS's split of the training set into train / val halves
     c.augment = True  # pad-4 random crop + horizontal flip
     c.cutout = 0

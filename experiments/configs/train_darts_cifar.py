@@ -17,6 +17,7 @@ def get_config():
     c.seed = 0
     c.dataset = "tfds:cifar10"
     c.data_dir = ""  # tfds data dir; "" = the tfds default
+    c.num_classes = 0  # classes of an npz set without a num_classes array (0: from its labels)
     c.space = ml_collections.ConfigDict(dict(name="darts", C=36, layers=20))
     c.imagenet_stem = False  # DARTS's ImageNet stem: three stride-2 3x3 convs
     c.aux_weight = 0.4  # loss weight of the auxiliary head at 2/3 depth (0: no head)

@@ -1,11 +1,18 @@
 """Benchmark lookups of a search's genotype, behind one small interface the engine calls at
 every log step and at the end: ``scores(genotype) -> {metric: value}``, ``record(genotype) ->``
 the JSON for ``genotype.json``, ``describe(genotype) ->`` a log line, ``headline`` the metric for
-the progress line."""
+the progress line.
+
+A cell missing from a partial table does not stop a search: its scores are NaN (written as
+``"nan"`` in ``metrics.jsonl``), its record is empty, and one warning per cell says so."""
 
 import dataclasses
 
-from jaxnas.benchmarks.nb201 import NB201Table
+from jaxnas.benchmarks.nb201 import ArchNotFoundError, NB201Result, NB201Table
+from jaxnas.log import logger
+
+_SCORES = {"nb201/c10_test": "c10_test_200", "nb201/c100_test": "c100_test_200",
+           "nb201/in16_test": "in16_test_200"}  # metric -> NB201Result field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,17 +21,34 @@ class NB201Lookup:
 
     table: NB201Table
     headline = "nb201/c10_test"
+    _warned: set = dataclasses.field(default_factory=set, init=False, repr=False, compare=False)
+
+    def _query(self, genotype) -> NB201Result | None:
+        """The table's row of ``genotype``, or None (warning once per cell) if it lacks it."""
+        try:
+            return self.table.query(genotype)
+        except ArchNotFoundError:
+            if genotype.arch_str not in self._warned:
+                self._warned.add(genotype.arch_str)
+                logger.warning("The cell %s is not in the %s: its NAS-Bench-201 scores are NaN.",
+                               genotype.arch_str, self.table.name)
+            return None
 
     def scores(self, genotype) -> dict:
-        result = self.table.query(genotype)
-        return {"nb201/c10_test": result.c10_test_200, "nb201/c100_test": result.c100_test_200,
-                "nb201/in16_test": result.in16_test_200}
+        """``{metric: accuracy in %}``; NaN for every metric when the cell is not in the table."""
+        result = self._query(genotype)
+        return {metric: float("nan") if result is None else getattr(result, field)
+                for metric, field in _SCORES.items()}
 
     def record(self, genotype) -> dict:
-        return {"nb201": dataclasses.asdict(self.table.query(genotype))}
+        """``{"nb201": the row}``, or {} when the cell is not in the table."""
+        result = self._query(genotype)
+        return {} if result is None else {"nb201": dataclasses.asdict(result)}
 
     def describe(self, genotype) -> str:
-        result = self.table.query(genotype)
+        result = self._query(genotype)
+        if result is None:
+            return f"NAS-Bench-201 of {genotype.arch_str}: not in the {self.table.name}."
         return (f"NAS-Bench-201 of {genotype.arch_str}: CIFAR-10 test {result.c10_test_200:.2f}, "
                 f"CIFAR-100 test {result.c100_test_200:.2f}, ImageNet16-120 test "
                 f"{result.in16_test_200:.2f}.")

@@ -36,7 +36,8 @@ any order (extra columns are ignored):
 - `unique_str`: NATS-Bench's isomorphism-canonical string of the cell (see `unique_str`).
 
 A column `ops` (six digits indexing `NB201_OPS`, in edge order) may be present; it repeats `arch_str`
-and is not read. Tables with fewer rows than the full 15,625 (small fixtures) load the same way.
+and is not read. Tables with fewer rows than the full 15,625 (small fixtures) load the same way,
+with a warning; their missing cells raise `ArchNotFoundError` on lookup.
 """
 
 from __future__ import annotations
@@ -49,8 +50,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from jaxnas.log import logger
 from jaxnas.spaces.genotypes import NB201_ARCH_FORMAT, NB201_EDGES, NB201Genotype
 from jaxnas.spaces.ops import NB201_OPS
+
+NUM_CELLS = len(NB201_OPS) ** len(NB201_EDGES)
+"""The number of cells of the NAS-Bench-201 space (15,625), the rows of a full table."""
 
 DATASETS = {"cifar10": "c10", "cifar100": "c100", "imagenet16-120": "in16"}
 """Dataset names accepted by `column_name` (case-insensitive) and their column prefixes."""
@@ -185,6 +190,7 @@ class NB201Table:
       arch_strs: tuple of n arch strings.
       unique_strs: tuple of n canonical strings.
       accuracies: float32 array (n, 15), columns in `ACCURACY_COLUMNS` order.
+      source: the CSV file the table was loaded from (a Path), or None.
     """
 
     def __init__(self, indices: Sequence[int], arch_strs: Sequence[str],
@@ -193,6 +199,7 @@ class NB201Table:
         self.arch_strs = tuple(arch_strs)
         self.unique_strs = tuple(unique_strs)
         self.accuracies = np.asarray(accuracies, dtype=np.float32)
+        self.source: Path | None = None
         n = len(self.arch_strs)
         if n == 0:
             raise ValueError("an NB201Table needs at least one row; got none")
@@ -256,9 +263,15 @@ class NB201Table:
                 arch_strs.append(fields[arch_at])
                 unique_strs.append(fields[unique_at])
         try:
-            return cls(indices, arch_strs, unique_strs, np.array(accuracies, dtype=np.float32))
+            table = cls(indices, arch_strs, unique_strs, np.array(accuracies, dtype=np.float32))
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+        table.source = path
+        if len(table) < NUM_CELLS:
+            logger.warning("The NB201 table %s has %d rows, not the %d cells of NAS-Bench-201: "
+                           "the cells it lacks cannot be looked up (load the full table to score "
+                           "every cell).", path, len(table), NUM_CELLS)
+        return table
 
     @classmethod
     def from_nats_bench(cls, path: str | Path) -> "NB201Table":
@@ -316,21 +329,29 @@ class NB201Table:
     def __contains__(self, arch: Any) -> bool:
         return _arch_str_of(arch) in self._row_of_arch
 
+    @property
+    def name(self) -> str:
+        """``NB201 table <source> (<n> of 15625 cells)``, for messages."""
+        where = f" {self.source}" if self.source is not None else ""
+        return f"NB201 table{where} ({len(self)} of {NUM_CELLS} cells)"
+
     def _row(self, arch: Any) -> int:
         if isinstance(arch, (int, np.integer)) and not isinstance(arch, bool):
             row = self._row_of_index.get(int(arch))
             if row is None:
-                raise ArchNotFoundError(f"NB201 index {arch} is not in this table of {len(self)} "
-                                        f"rows")
+                raise ArchNotFoundError(f"NB201 index {arch} is not in the {self.name}")
             return row
         arch_str = _arch_str_of(arch)
         row = self._row_of_arch.get(arch_str)
         if row is None:
             parse_arch_str(arch_str)
+            partial = (" The table is partial: load the full table to look up every cell."
+                       if len(self) < NUM_CELLS else "")
             raise ArchNotFoundError(
-                f"arch string {arch_str!r} is well formed but not in this table of {len(self)} "
-                f"rows. Lookups match exactly, in the form {NB201_ARCH_FORMAT!r}; an isomorphic cell "
-                f"written differently is a different row (compare `unique_str`).")
+                f"arch string {arch_str!r} is well formed but not in this table, the "
+                f"{self.name}. Lookups "
+                f"match exactly, in the form {NB201_ARCH_FORMAT!r}; an isomorphic cell written "
+                f"differently is a different row (compare `unique_str`).{partial}")
         return row
 
     def query(self, arch: Any) -> NB201Result:

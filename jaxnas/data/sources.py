@@ -1,17 +1,33 @@
 """Image classification datasets as in-memory uint8 arrays.
 
-``load_dataset(spec)`` understands three kinds of ``spec`` (the ``config.dataset`` field):
+``load_dataset(spec, data_dir, num_classes)`` understands three kinds of ``spec`` (the
+``config.dataset`` field):
 
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), the
   embedded default that needs no download; a fixed split keeps 360 images for test.
-- ``npz:PATH``: a NumPy archive with ``x_train, y_train, x_test, y_test`` (images uint8 NHWC).
+- ``npz:PATH``: a NumPy archive with ``x_train, y_train, x_test, y_test`` (images uint8 NHWC) and
+  optionally ``num_classes`` (an integer scalar); any other file is a ValueError.
 - ``tfds:NAME``: any TensorFlow Datasets image classification set with ``image`` and ``label``
   features (``cifar10``, ``cifar100``, ``mnist``, ...), read through ``tfds.data_source``
   (no TensorFlow needed) from ``data_dir``.
+
+The arrays are checked, and bad data raises a ValueError that names the array, the bad value and
+its index and says what to do. Images: uint8 [N, H, W, C] (or [N, H, W], given one channel) with
+C 1 or 3, at least one per split. Labels: an integer dtype (not bool), [N] or [N, 1], no negatives.
+
+The class count comes from tfds's label feature, else the npz's ``num_classes`` array, else the
+``num_classes`` argument; every label must be below such a count, and classes may be absent.
+Otherwise the count is the largest label + 1, which one stray label would raise, so each class
+0..largest must occur in the train split at least 5% as often as the median class there (the
+median over the classes that occur in it): a rarer label, or one only in the test split, is an
+error naming its count and first index (the largest such label is named; a label that occurs
+once is caught where the median class occurs more than 20 times). A class that occurs in
+neither split (a gap) is an error too. Pass ``num_classes`` to accept such data.
 """
 
 import dataclasses
 import os
+import zipfile
 
 import numpy as np
 
@@ -40,52 +56,159 @@ class ImageDataset:
         return tuple(self.x_train.shape[1:])
 
 
-def load_dataset(spec: str, data_dir: str | None = None) -> ImageDataset:
-    """Loads ``digits``, ``npz:PATH`` or ``tfds:NAME`` (see the module docstring)."""
+def load_dataset(spec: str, data_dir: str | None = None, num_classes: int = 0) -> ImageDataset:
+    """Loads ``digits``, ``npz:PATH`` or ``tfds:NAME``; ``num_classes`` 0 is not given (see the
+    module docstring for the class count and the checks)."""
+    if num_classes:
+        _class_count(num_classes, "The num_classes argument (0 infers it from the labels)")
     if spec == "digits":
-        return _from_arrays("digits", *_digits())
-    if spec.startswith("npz:"):
+        name, arrays, count, source = "digits", _digits(), 0, ""
+    elif spec.startswith("npz:"):
         path = spec[4:]
-        return _from_arrays(os.path.splitext(os.path.basename(path))[0], *_npz(path))
-    if spec.startswith("tfds:"):
-        name = spec[5:]
-        *arrays, num_classes = _tfds(name, data_dir)
-        return _from_arrays(name.split("/")[0].split(":")[0], *arrays, num_classes=num_classes)
-    raise ValueError(
-        f"Unknown dataset {spec!r}. Use 'digits' (embedded, no download), 'npz:PATH' (arrays "
-        "x_train, y_train, x_test, y_test, images uint8 NHWC) or 'tfds:NAME' (e.g. tfds:cifar10).")
+        name = os.path.splitext(os.path.basename(path))[0]
+        source = f"the num_classes array in {path!r}"
+        *arrays, count = _npz(path)
+    elif spec.startswith("tfds:"):
+        tfds_name = spec[5:]
+        name = tfds_name.split("/")[0].split(":")[0]
+        source = f"tfds's label feature of {tfds_name!r}"
+        *arrays, count = _tfds(tfds_name, data_dir)
+    else:
+        raise ValueError(
+            f"Unknown dataset {spec!r}. Use 'digits' (embedded, no download), 'npz:PATH' (arrays "
+            "x_train, y_train, x_test, y_test, images uint8 NHWC) or 'tfds:NAME' (e.g. "
+            "tfds:cifar10).")
+    if not count:
+        count, source = num_classes, "the num_classes argument"
+    return _from_arrays(name, *arrays, num_classes=int(count), source=source)
 
 
-def _from_arrays(name, x_train, y_train, x_test, y_test, num_classes=None) -> ImageDataset:
-    """Checks and wraps the arrays; ``num_classes`` defaults to the largest label + 1."""
-    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.ndim != 4 or x.dtype != np.uint8:
-            raise ValueError(f"Dataset {name!r}: x_{split} must be uint8 images [N, H, W, C], got "
-                             f"dtype {x.dtype} and shape {x.shape}.")
-        if len(x) != len(y):
-            raise ValueError(f"Dataset {name!r}: x_{split} has {len(x)} images but y_{split} has "
-                             f"{len(y)} labels.")
-        if split == "train":
-            x_train = x
-        else:
-            x_test = x
+def _from_arrays(name, x_train, y_train, x_test, y_test, num_classes=0, source="") -> ImageDataset:
+    """Checks and wraps the arrays; ``num_classes`` (from ``source``), or 0 to infer it."""
+    x_train, x_test = _images(name, "train", x_train), _images(name, "test", x_test)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ValueError(f"Dataset {name!r}: train images {x_train.shape[1:]} and test images "
                          f"{x_test.shape[1:]} differ in shape.")
-    y_train, y_test = np.asarray(y_train, np.int32).ravel(), np.asarray(y_test, np.int32).ravel()
-    largest = int(max(y_train.max(), y_test.max()))
-    num_classes = num_classes or largest + 1
-    if min(y_train.min(), y_test.min()) < 0 or largest >= num_classes:
-        raise ValueError(f"Dataset {name!r}: labels must be in 0..{num_classes - 1}.")
+    labels = {"train": _labels(name, "train", y_train, len(x_train)),
+              "test": _labels(name, "test", y_test, len(x_test))}
+    if num_classes:
+        _check_known_count(name, labels, num_classes, source)
+    else:
+        num_classes = _inferred_count(name, labels)
     if name in KNOWN_STATS:
         mean, std = KNOWN_STATS[name]
     else:
         pixels = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64) / 255.0
         mean, std = tuple(pixels.mean(0)), tuple(np.maximum(pixels.std(0), 1e-3))
-    return ImageDataset(name, x_train, y_train, x_test, y_test, num_classes,
+    return ImageDataset(name, x_train, labels["train"].astype(np.int32), x_test,
+                        labels["test"].astype(np.int32), num_classes,
                         tuple(map(float, mean)), tuple(map(float, std)))
+
+
+def _images(name, split, x) -> np.ndarray:
+    """``x`` as uint8 [N, H, W, C] with C 1 or 3 (a missing channel axis is added)."""
+    x = np.asarray(x)
+    if x.size == 0:
+        raise ValueError(f"Dataset {name!r}: x_{split} is empty (shape {x.shape}); each split "
+                         "needs at least one image.")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim == 4 and x.shape[-1] not in (1, 3):
+        hint = (f" Its axis 1 has {x.shape[1]}, so the images look like NCHW: transpose them "
+                "with np.transpose(x, (0, 2, 3, 1))." if x.shape[1] in (1, 3) else "")
+        raise ValueError(f"Dataset {name!r}: x_{split} must be NHWC images with 1 (grayscale) or "
+                         f"3 (RGB) channels in the last axis, got shape {x.shape}.{hint}")
+    if x.ndim != 4 or x.dtype != np.uint8:
+        raise ValueError(f"Dataset {name!r}: x_{split} must be uint8 images [N, H, W, C], got "
+                         f"dtype {x.dtype} and shape {x.shape}.")
+    return x
+
+
+def _labels(name, split, y, num_images) -> np.ndarray:
+    """``y`` as 1-D non-negative integer labels, one per image ([N, 1] is raveled)."""
+    y = np.asarray(y)
+    what = f"Dataset {name!r}: y_{split}"
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        hint = " For one-hot labels, store y.argmax(1)." if y.ndim == 2 else ""
+        raise ValueError(f"{what} must be class indices of shape [N] (or [N, 1]), got shape "
+                         f"{y.shape}.{hint}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{what} must be integer class indices, got dtype {y.dtype}."
+                         + _integer_hint(y, f"y_{split}"))
+    if len(y) != num_images:
+        raise ValueError(f"Dataset {name!r}: x_{split} has {num_images} images but y_{split} has "
+                         f"{len(y)} labels.")
+    if (i := _first(y < 0)) is not None:
+        raise ValueError(f"{what}[{i}] is {y[i]}; labels must be class indices 0, 1, 2, ... "
+                         "Fix the label.")
+    return y
+
+
+def _integer_hint(y, array) -> str:
+    """How to turn the non-integer labels ``y`` (the array named ``array``) into class indices."""
+    if y.dtype == bool:
+        return " For two classes, convert them with y.astype(np.int64)."
+    if np.issubdtype(y.dtype, np.floating):
+        if (i := _first(~np.isfinite(y) | (y != np.round(y)))) is not None:
+            return f" {array}[{i}] is {y[i]}, not a whole number: store class indices 0, 1, 2, ..."
+        return " They are whole numbers: convert them with y.astype(np.int64)."
+    return " Store class indices 0, 1, 2, ..."
+
+
+def _first(mask):
+    """The first index where ``mask`` holds, or None."""
+    return int(np.argmax(mask)) if mask.any() else None
+
+
+def _class_count(value, what) -> int:
+    """``value`` as a positive int, or a ValueError naming it as ``what``."""
+    count = np.asarray(value)
+    if count.ndim or not np.issubdtype(count.dtype, np.integer) or count < 1:
+        raise ValueError(f"{what} must be a positive integer scalar, got {value!r}.")
+    return int(count)
+
+
+def _check_known_count(name, labels, num_classes, source):
+    """Rejects labels >= ``num_classes`` (which comes from ``source``)."""
+    for split, y in labels.items():
+        if (i := _first(y >= num_classes)) is not None:
+            raise ValueError(
+                f"Dataset {name!r}: y_{split}[{i}] is {y[i]}, but the class count is "
+                f"{num_classes} (from {source}), so labels must be in 0..{num_classes - 1}. Fix "
+                "the label, or the class count if it is wrong.")
+
+
+def _inferred_count(name, labels, rare=0.05) -> int:
+    """The largest label + 1, unless a class occurs in the train split less than ``rare`` times
+    as often as the median class there (a likely stray label) or in no split at all (a gap)."""
+    y_train, y_test = labels["train"], labels["test"]
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    advice = (f"If the set really has {num_classes} classes, pass num_classes={num_classes} "
+              "(config.num_classes, or a num_classes array in the npz); otherwise")
+    trained, counts = np.unique(y_train, return_counts=True)
+    median = float(np.median(counts))
+    occurring = np.union1d(trained, y_test)  # sorted, so a gap is where occurring[i] != i
+    occurrences = np.zeros(len(occurring), np.int64)
+    occurrences[np.searchsorted(occurring, trained)] = counts
+    is_rare = occurrences < rare * median
+    if is_rare.any():  # report the largest, as a stray label is most often above the others
+        label, count = occurring[is_rare][-1], int(occurrences[is_rare][-1])
+        where = (f"first at y_train[{_first(y_train == label)}]" if count
+                 else f"but at y_test[{_first(y_test == label)}]")
+        raise ValueError(
+            f"Dataset {name!r}: label {label} occurs {count} time{'s' * (count != 1)} in y_train "
+            f"({where}), while the median class occurs {median:g} times, so it looks like a stray "
+            f"label (the class count inferred from the largest label is {num_classes}). {advice} "
+            "fix the label.")
+    if len(occurring) < num_classes:
+        gap = _first(occurring != np.arange(len(occurring)))
+        raise ValueError(
+            f"Dataset {name!r}: class {gap} occurs in neither y_train nor y_test, although labels "
+            f"go up to {num_classes - 1} (the inferred class count is {num_classes}). {advice} "
+            "renumber the classes 0, 1, 2, ... without gaps.")
+    return num_classes
 
 
 def _digits():
@@ -99,16 +222,28 @@ def _digits():
 
 
 def _npz(path):
+    """The four arrays of the archive at ``path`` and its ``num_classes`` (0 if absent)."""
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"No npz dataset at {path!r}. Give the path of a .npz file with arrays x_train, "
             "y_train, x_test, y_test (images uint8 NHWC), or use --config.dataset=digits.")
-    with np.load(path) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile):  # text, pickle, empty or damaged zip
+        data = None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # None, or a .npy file's single array
+        raise ValueError(
+            f"{path!r} is not an .npz archive of x_train, y_train, x_test, y_test. Write one with "
+            "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...) (images uint8 "
+            "NHWC), or use --config.dataset=digits.")
+    with data:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data]
         if missing:
             raise ValueError(f"The npz dataset {path!r} lacks the arrays {missing}; it has "
                              f"{sorted(data.files)}.")
-        return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+        count = (_class_count(data["num_classes"], f"The num_classes array in {path!r}")
+                 if "num_classes" in data else 0)
+        return data["x_train"], data["y_train"], data["x_test"], data["y_test"], count
 
 
 def _tfds(name, data_dir):

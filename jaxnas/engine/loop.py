@@ -32,18 +32,23 @@ def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batc
     return to_global(out, mesh, batch_axis=1)
 
 
-def first_nonfinite_step(state, metrics: dict):
-    """``state.nonfinite_step``, or ``state.step`` when that is unset (-1) and a metric of this
-    step is NaN or infinite: the on-device record that ``check_finite`` reads."""
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
-    return jnp.where((state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step)
+def first_nonfinite_step(old, new, metrics: dict):
+    """``old.nonfinite_step``, or the number of the step just done (``old.step + 1``, as the
+    progress line counts) when that is unset (-1) and a metric of the step or a floating-point
+    leaf of the ``new`` state is NaN or infinite: the on-device record ``check_finite`` reads."""
+    leaves = [v for v in jax.tree.leaves((metrics, new))
+              if jnp.issubdtype(jnp.result_type(v), jnp.inexact)]
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves]))
+    return jnp.where((old.nonfinite_step < 0) & ~finite, old.step + 1, old.nonfinite_step)
 
 
 def check_finite(state, checkpoints, advice: str) -> None:
-    """Raises FloatingPointError if ``state.nonfinite_step`` records a NaN or infinite loss."""
+    """Raises FloatingPointError if ``state.nonfinite_step`` records a NaN or infinite loss or
+    state."""
     bad = int(state.nonfinite_step)
     if bad >= 0:
         last = checkpoints.latest_step()
         kept = (f"The last good checkpoint (step {last}) is kept in {checkpoints.directory}."
                 if last is not None else "No checkpoint was written before it.")
-        raise FloatingPointError(f"The loss became NaN or infinite at step {bad}. {kept} {advice}")
+        raise FloatingPointError(f"The loss or the state became NaN or infinite at step {bad}. "
+                                 f"{kept} {advice}")

@@ -15,15 +15,16 @@ from jaxnas.log import logger
 class MetricsWriter:
     """Appends records to ``WORKDIR/metrics.jsonl`` and scalars to TensorBoard in ``WORKDIR``.
 
-    On resume, records after the restored step are dropped first (those steps run again).
+    On resume, records after the restored step are dropped first (those steps run again), and so
+    is a last line cut short by a crash (with a warning); a damaged line before it is an error
+    naming the line.
     """
 
     def __init__(self, workdir: str, resume_step: int = 0):
         self.path = os.path.join(workdir, "metrics.jsonl")
         if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as f:
-                kept = [line for line in f if line.strip()
-                        and json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for line, record in _records(self.path)
+                    if record.get("step", 0) <= resume_step]
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.writelines(kept)
@@ -38,10 +39,33 @@ class MetricsWriter:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         for name, value in scalars.items():
-            self.tensorboard.add_scalar(name, _number(value), int(step))
+            self.tensorboard.add_scalar(name, float(np.asarray(value)), int(step))
 
     def close(self) -> None:
         self.tensorboard.close()
+
+
+def _records(path: str) -> list[tuple[str, dict]]:
+    """``(line, record)`` of every line of a ``metrics.jsonl``; a torn last line is dropped
+    with a warning, any other line that is not a JSON object raises a ValueError."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if number == len(lines):
+                logger.warning("The last line of %s is cut short (%s), a write interrupted by a "
+                               "crash; dropped it, its step runs again.", path, e)
+                continue
+            raise ValueError(f"Line {number} of {path!r} is not JSON ({e}); fix or remove it "
+                             "to resume.") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"Line {number} of {path!r} is not a JSON object; fix or remove it "
+                             "to resume.")
+        out.append((line if line.endswith("\n") else line + "\n", record))
+    return out
 
 
 def _number(value):

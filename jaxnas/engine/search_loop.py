@@ -7,7 +7,6 @@ run. Re-running the same command resumes from the last complete checkpoint.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -26,11 +25,13 @@ from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import cosine_by_epoch, drop_path_by_epoch, weight_optimizer
+from jaxnas.engine.workdir import check_workdir, claim_workdir, locked, read_config
 from jaxnas.log import logger
 from jaxnas.spaces import get_space, init_variables, save_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
 
-_ADVICE = ("Lower the learning rates (config.optim_w.lr, config.optim_alpha.lr) or check the "
+_ADVICE = ("Lower the learning rates and resume from the last good checkpoint with "
+           "--allow_config_change=optim_w.lr,optim_alpha.lr (and the new values), or check the "
            "data.")
 
 
@@ -67,7 +68,7 @@ def validate(config) -> None:
                                 "checkpoint_every", "keep_checkpoints")
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
                                    "optim_w.momentum", "optim_w.grad_clip", "cutout", "max_steps",
-                                   "eigenvalue_every", "drop_path")
+                                   "eigenvalue_every", "drop_path", "num_classes")
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
                          f"config.optim_w.lr ({config.optim_w.lr}).")
@@ -85,7 +86,7 @@ def build(config) -> SearchSetup:
         raise ValueError(f"config.eigenvalue_every is {config.eigenvalue_every}, but the "
                          f"{strategy.name!r} strategy has no differentiable architecture "
                          "parameters; set it to 0.")
-    dataset = load_dataset(config.dataset, config.data_dir or None)
+    dataset = load_dataset(config.dataset, config.data_dir or None, config.num_classes)
     train_idx, val_idx = search_split(len(dataset.x_train), config.train_portion, config.seed)
     streams = {"train": BatchStream(train_idx, config.batch_size, config.seed),
                "val": BatchStream(val_idx, config.batch_size, config.seed + 1)}
@@ -114,12 +115,12 @@ def build(config) -> SearchSetup:
 def load_search(workdir: str):
     """The setup of the search in ``workdir`` (from its ``config.json``) and its newest restorable
     state: ``(setup, state)``. For analysing a search after (or while) it runs."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    saved = read_config(workdir)
+    if saved is None:
         raise FileNotFoundError(f"{workdir!r} holds no search (no config.json); pass the "
                                 "--workdir of a search.")
-    with open(path, encoding="utf-8") as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    saved.pop("history", None)
+    config = ml_collections.ConfigDict(saved)
     setup = build(config)
     state = Checkpoints(workdir, config.keep_checkpoints).restore_latest(setup.initial_state())
     if state is None:
@@ -127,15 +128,23 @@ def load_search(workdir: str):
     return setup, state
 
 
-def search(config, workdir: str) -> SearchResult:
-    """Runs (or resumes) the search of ``config`` in ``workdir``."""
+def search(config, workdir: str, allow_changes=()) -> SearchResult:
+    """Runs (or resumes) the search of ``config`` in ``workdir``. ``allow_changes``: config
+    fields that may differ from the workdir's saved config on resume (see
+    ``jaxnas.engine.workdir``). Everything is checked before anything is written."""
     setup = build(config)
-    config_lib.claim_workdir(workdir, config)
-    dataset, strategy, space, problem = setup.dataset, setup.strategy, setup.space, setup.problem
-    per_step, total_steps = setup.per_step, setup.total_steps
     mesh = data_mesh()
     check_batch_size(config.batch_size, mesh)
+    lookup = open_lookup(config.nb201_table, setup.space)
+    check_workdir(workdir)
+    with locked(workdir):
+        claim_workdir(workdir, config, allow_changes)
+        return _run(setup, workdir, mesh, lookup)
 
+
+def _run(setup, workdir, mesh, lookup) -> SearchResult:
+    config, dataset, strategy, space = setup.config, setup.dataset, setup.strategy, setup.space
+    problem, per_step, total_steps = setup.problem, setup.per_step, setup.total_steps
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
     state = resume(checkpoints, setup.initial_state(), mesh)
     start = int(state.step)
@@ -143,7 +152,6 @@ def search(config, workdir: str) -> SearchResult:
     step_fn = make_step(strategy, problem, per_step, mesh)
     writer = MetricsWriter(workdir, resume_step=start)
     progress = Progress(total_steps, setup.steps_per_epoch, config.epochs, start)
-    lookup = open_lookup(config.nb201_table, space)
     eigen_fn = make_eigenvalue(strategy, problem, config) if config.eigenvalue_every else None
     position = {k: int(v) for k, v in state.data_position.items()}
     metrics = {}
@@ -201,7 +209,7 @@ def make_step(strategy, problem, per_step, mesh):
         new, metrics = strategy.step(state, batches, problem)
         position = {k: v + per_step[k] for k, v in state.data_position.items()}
         return new.replace(data_position=position,
-                           nonfinite_step=first_nonfinite_step(state, metrics)), metrics
+                           nonfinite_step=first_nonfinite_step(state, new, metrics)), metrics
 
     rep = replicated(mesh)
     return jax.jit(step, out_shardings=(rep, rep), donate_argnums=0)

@@ -37,6 +37,7 @@ from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule, weight_optimizer
+from jaxnas.engine.workdir import check_workdir, claim_workdir, locked
 from jaxnas.files import write_json
 from jaxnas.log import logger
 from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_genotype,
@@ -44,7 +45,8 @@ from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_g
 from jaxnas.spaces.flops import count_macs
 from jaxnas.strategies.problem import accuracy
 
-_ADVICE = "Lower the learning rate (config.optim_w.lr) or check the data."
+_ADVICE = ("Lower the learning rate and resume from the last good checkpoint with "
+           "--allow_config_change=optim_w.lr (and the new value), or check the data.")
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -103,7 +105,7 @@ def validate(config) -> None:
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
                                    "optim_w.momentum", "optim_w.grad_clip", "cutout",
                                    "max_steps", "eval_every", "aux_weight", "drop_path",
-                                   "label_smoothing")
+                                   "label_smoothing", "num_classes")
     epoch_schedule(config.optim_w, config.epochs, 1)  # raises for an unknown schedule
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
@@ -267,9 +269,9 @@ def make_step(setup: TrainSetup, mesh):
         metrics = {"train_loss": loss, "train_accuracy": acc, "lr": setup.lr(state.step)}
         if setup.drop_path:
             metrics["drop_path"] = setup.drop_path(state.step)
-        nonfinite = first_nonfinite_step(state, metrics)
-        return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                             opt_w=opt_w, nonfinite_step=nonfinite), metrics
+        new = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                            opt_w=opt_w)
+        return new.replace(nonfinite_step=first_nonfinite_step(state, new, metrics)), metrics
 
     rep = replicated(mesh)
     return jax.jit(step, out_shardings=(rep, rep), donate_argnums=0)
@@ -320,22 +322,29 @@ def evaluate(evaluate_fn, setup: TrainSetup, state: TrainState, dataset, batch_s
 # The run.
 
 
-def train(config, genotype, workdir: str) -> TrainResult:
+def train(config, genotype, workdir: str, allow_changes=()) -> TrainResult:
     """Trains (or resumes training) the network of ``genotype`` (a genotype, or what
     ``load_genotype`` reads: a genotype.json path, an arch or Genotype(...) string, a published
-    name) as ``config`` says, in ``workdir``."""
+    name) as ``config`` says, in ``workdir``. ``allow_changes``: config fields that may differ
+    from the workdir's saved config on resume. Everything is checked before anything is
+    written."""
     if isinstance(genotype, (str, os.PathLike)):
         genotype = load_genotype(genotype)
     validate(config)
     check_in_memory(config.dataset)
-    dataset = load_dataset(config.dataset, config.data_dir or None)
+    dataset = load_dataset(config.dataset, config.data_dir or None, config.num_classes)
     setup = build(config, genotype, dataset.num_classes, dataset.image_shape, dataset.mean,
                   dataset.std, len(dataset.x_train))
     mesh = data_mesh()
     check_batch_size(config.batch_size, mesh)
-    _claim_workdir(workdir, config, genotype)
-    params, macs = network_size(setup.net, dataset.image_shape)
+    check_workdir(workdir)
+    with locked(workdir):
+        _claim_workdir(workdir, config, genotype, allow_changes)
+        return _run(config, genotype, dataset, setup, workdir, mesh)
 
+
+def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
+    params, macs = network_size(setup.net, dataset.image_shape)
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
     state = resume(checkpoints, init_state(setup, config.seed), mesh)
     start, total = int(state.step), setup.total_steps
@@ -393,9 +402,9 @@ def _log_eval(writer, step, setup, result):
                 ", ".join(f"{k[5:]} {v:.4f}" for k, v in result.items()))
 
 
-def _claim_workdir(workdir: str, config, genotype) -> None:
+def _claim_workdir(workdir: str, config, genotype, allow_changes) -> None:
     """Records ``config`` and ``genotype`` in ``workdir`` on the first run; refuses a later run
-    of another config or genotype."""
+    of another genotype, or of another config beyond ``allow_changes``."""
     path = os.path.join(workdir, "genotype.json")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -404,7 +413,7 @@ def _claim_workdir(workdir: str, config, genotype) -> None:
             raise ValueError(f"The workdir {workdir!r} trains the genotype {saved}, not "
                              f"{genotype}. Use a new --workdir, or pass --genotype={path} to "
                              "resume it.")
-    config_lib.claim_workdir(workdir, config)
+    claim_workdir(workdir, config, allow_changes)
     if not os.path.exists(path):
         save_genotype(genotype, path)
 

@@ -11,6 +11,7 @@ grouped one, which XLA compiled 1.6x and ran 5x slower on CPU for the 8-cell DAR
 each edge is its own module.)
 """
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -94,6 +95,8 @@ class CellDAG(nn.Module):
         """
         if self.mixed and weights is None:
             raise ValueError("A supernet cell needs architecture weights [num_edges, num_ops].")
+        if self.mixed:  # at trace time: the weights' shape, a common mistake, named early
+            chex.assert_shape(weights, (len(self.edges), len(self.edges[0][2])))
         nodes = dict(enumerate(inputs))
         for node in sorted({dst for _, dst, _ in self.edges}):
             terms = []

@@ -10,6 +10,7 @@ sums of edges from earlier nodes, and outputs the channel concat of the ``concat
 
 import dataclasses
 
+import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -124,6 +125,7 @@ class DartsNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, x, arch_weights=None, train: bool = False, drop_path_rate=0.0):
+        chex.assert_rank(x, 4)  # [B, H, W, C]
         C = self.C
         if self.imagenet:
             s0 = conv(C // 2, 3, 2, 1, name="stem0_conv0")(x)

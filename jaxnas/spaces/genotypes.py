@@ -28,6 +28,8 @@ NB201_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 NB201_ARCH_FORMAT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
 # (src, dst) of the DARTS cell's 14 edges: node 2 <- {0, 1}, node 3 <- {0, 1, 2}, ...
 DARTS_EDGES = tuple((src, dst) for dst in range(2, 6) for src in range(dst))
+# The fields of a DARTS genotype, in Genotype(...) order.
+DARTS_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,12 +153,35 @@ class DartsGenotype:
             fields = _parse_kwargs(text)
         except (ValueError, SyntaxError) as e:
             raise ValueError(f"Cannot parse the DARTS genotype {text[:80]!r}: {e}") from None
-        return cls(**fields)
+        unknown = [name for name in fields if name not in DARTS_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"The DARTS genotype {text[:80]!r} has unknown field(s) {unknown}; the fields "
+                f"are {', '.join(DARTS_FIELDS)}.")
+        return cls(*_darts_fields(fields))
 
 
 def _parse_kwargs(text: str) -> dict:
+    """The keyword arguments of ``f(<text>)``, as Python literals."""
     call = ast.parse(f"f({text})", mode="eval").body
+    if not isinstance(call, ast.Call):
+        raise ValueError("the text is not one Genotype(...) call")
+    if call.args or any(kw.arg is None for kw in call.keywords):
+        raise ValueError(
+            f"{len(call.args)} positional or unpacked argument(s); write it with the keyword "
+            f"fields {', '.join(f'{name}=' for name in DARTS_FIELDS)} as the DARTS code prints "
+            f"it, e.g. Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], "
+            f"reduce=[...], reduce_concat=[2, 3, 4, 5])")
     return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+
+
+def _darts_fields(data: dict) -> tuple:
+    """The values of ``DARTS_FIELDS`` in ``data``; a missing one raises a ValueError."""
+    missing = [name for name in DARTS_FIELDS if name not in data]
+    if missing:
+        raise ValueError(f"The DARTS genotype lacks the field(s) {missing}; a DARTS genotype has "
+                         f"{', '.join(DARTS_FIELDS)}.")
+    return tuple(data[name] for name in DARTS_FIELDS)
 
 
 def _edges_of(genes: Sequence[Gene], cell: str) -> tuple[tuple[str, int, int], ...]:
@@ -184,17 +209,20 @@ Genotype = NB201Genotype | DartsGenotype
 
 def genotype_from_dict(data: dict) -> Genotype:
     """Inverse of ``to_dict``; accepts the ``genotype.json`` files written by searches."""
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"A genotype is a JSON object with a \"space\" key ('nb201' or 'darts') and that "
+            f"space's fields, as a search writes genotype.json; got {type(data).__name__} "
+            f"{repr(data)[:80]}.")
     space = data.get("space")
     if space == "nb201":
         if "arch_str" in data:
             return NB201Genotype.from_arch_str(data["arch_str"])
-        return NB201Genotype(tuple(data["ops"]))
+        if "ops" in data:
+            return NB201Genotype(tuple(data["ops"]))
+        raise ValueError("The NB201 genotype has neither an \"arch_str\" nor an \"ops\" field.")
     if space == "darts":
-        try:
-            return DartsGenotype(*(data[k] for k in
-                                   ("normal", "normal_concat", "reduce", "reduce_concat")))
-        except KeyError as e:
-            raise ValueError(f"The DARTS genotype lacks the field {e}.") from None
+        return DartsGenotype(*_darts_fields(data))
     raise ValueError(f"Unknown genotype space {space!r}; expected 'nb201' or 'darts'.")
 
 
@@ -224,7 +252,10 @@ def load_genotype(path_or_name: str | os.PathLike) -> Genotype:
             data = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"Genotype file {text!r} is not valid JSON: {e}.") from None
-    return genotype_from_dict(data)
+    try:
+        return genotype_from_dict(data)
+    except ValueError as e:
+        raise ValueError(f"Genotype file {text!r}: {e}") from None
 
 
 def derive_nb201(weights: np.ndarray, ops: Sequence[str] = NB201_OPS) -> NB201Genotype:

@@ -5,6 +5,7 @@ Skeleton (Dong & Yang, ICLR 2020): stem conv 3x3 + BN, three stages of ``N`` cel
 pool, linear classifier. A cell has 4 nodes and 6 edges; node j sums its edges from nodes i < j.
 """
 
+import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -68,6 +69,7 @@ class NB201Network(nn.Module):
 
     @nn.compact
     def __call__(self, x, arch_weights=None, train: bool = False):
+        chex.assert_rank(x, 4)  # [B, H, W, C]
         weights = None if arch_weights is None else arch_weights["cell"]
         x = conv(self.C, 3, padding=1, name="stem_conv")(x)
         x = batch_norm(train, True, name="stem_bn")(x)

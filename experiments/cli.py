@@ -1,0 +1,103 @@
+"""What the experiment scripts share: the run flags, and errors as one clear message.
+
+An expected error (a bad flag or config field, bad data, a busy workdir, a NaN...) prints
+``error: ...`` on stderr without a Python traceback and exits with status 2 (a usage error: flags
+and configs) or 1 (the run failed); ``--verbose`` or ``JAXNAS_VERBOSE=1`` shows the traceback.
+"""
+
+import difflib
+import os
+import runpy
+import sys
+
+from absl import app, flags, logging
+
+from jaxnas.engine.workdir import WorkdirBusyError
+
+ALLOW_CHANGES = flags.DEFINE_list(
+    "allow_config_change", [], "Config fields (dotted, e.g. optim_w.lr) that may differ from the "
+    "config saved in the workdir when resuming; the change is recorded in its config.json.")
+VERBOSE = flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error.")
+
+EXPECTED = (ValueError, KeyError, TypeError, OSError, FloatingPointError, WorkdirBusyError)
+
+
+def _verbose(argv) -> bool:
+    return "--verbose" in argv or os.environ.get("JAXNAS_VERBOSE", "") not in ("", "0")
+
+
+def _fail(message: str, status: int):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _config_fields(argv) -> tuple[str, list[str]] | None:
+    """``(path, dotted field names)`` of the ``--config=PATH[:ARG]`` in ``argv``, if it loads."""
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if spec is None:
+        return None
+    path, _, arg = spec.partition(":")
+    try:
+        get_config = runpy.run_path(path)["get_config"]
+        config = get_config(arg) if arg else get_config()
+    except Exception:  # noqa: BLE001 -- the flag parser reports what is wrong with the file
+        return None
+
+    def names(node, prefix):
+        for key, value in node.items():
+            if hasattr(value, "items"):
+                yield from names(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    return path, list(names(config, ""))
+
+
+def _flag_error(error: Exception, argv) -> str:
+    """A one-paragraph description of what was wrong with the flags or the config."""
+    text = str(error).strip()
+    loaded = _config_fields(argv)
+    if loaded is not None:
+        path, fields = loaded
+        for arg in argv:
+            if not arg.startswith("--config."):
+                continue
+            name = arg[len("--config."):].split("=", 1)[0]
+            if name not in fields and not any(f.startswith(f"{name}.") for f in fields):
+                close = difflib.get_close_matches(name, fields, n=5, cutoff=0.5)
+                hint = (f" The closest fields: {', '.join(close)}." if close else
+                        f" Its fields: {', '.join(fields)}.")
+                return f"{arg}: {path} has no config field {name!r}.{hint}"
+    lines = [line for line in text.splitlines() if line.strip()]
+    if "Error whilst parsing config file" in text:  # the config's own error ends the traceback
+        return f"{lines[0].split(':', 1)[0]}: {lines[-1]}"
+    return lines[0] + (" (see --help)" if isinstance(error, flags.Error) else "")
+
+
+def _parse(argv):
+    for arg in argv:  # ml_collections reads the config file lazily; check it exists first
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1].partition(":")[0]
+            if not os.path.isfile(path):
+                _fail(f"--config: there is no config file {path!r}.", 2)
+    try:
+        return flags.FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 -- absl and ml_collections raise many types here
+        if _verbose(argv):
+            raise
+        _fail(_flag_error(e, argv), 2)
+
+
+def run(main):
+    """``app.run(main)`` with the errors above; ``main(argv)`` is the script's body."""
+
+    def guarded(argv):
+        logging.set_verbosity(logging.WARNING)  # jaxnas logs progress itself; this hushes orbax
+        try:
+            main(argv)
+        except EXPECTED as e:
+            if _verbose(sys.argv):
+                raise
+            _fail(str(e) if not isinstance(e, KeyError) else str(e.args[0]), 1)
+
+    app.run(guarded, flags_parser=_parse)
