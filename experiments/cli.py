@@ -12,6 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
+from jaxnas.benchmarks import ArchNotFoundError
 from jaxnas.engine.workdir import WorkdirBusyError
 
 ALLOW_CHANGES = flags.DEFINE_list(
@@ -19,7 +20,8 @@ ALLOW_CHANGES = flags.DEFINE_list(
     "config saved in the workdir when resuming; the change is recorded in its config.json.")
 VERBOSE = flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error.")
 
-EXPECTED = (ValueError, KeyError, TypeError, OSError, FloatingPointError, WorkdirBusyError)
+# Raised by jaxnas's own checks; anything else is a bug and keeps its traceback.
+EXPECTED = (ValueError, OSError, FloatingPointError, WorkdirBusyError, ArchNotFoundError)
 
 
 def _verbose(argv) -> bool:
@@ -98,6 +100,6 @@ def run(main):
         except EXPECTED as e:
             if _verbose(sys.argv):
                 raise
-            _fail(str(e) if not isinstance(e, KeyError) else str(e.args[0]), 1)
+            _fail(str(e.args[0]) if isinstance(e, KeyError) else str(e), 1)
 
     app.run(guarded, flags_parser=_parse)

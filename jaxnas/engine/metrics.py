@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from jaxnas.files import read_jsonl
 from jaxnas.log import logger
 
 
@@ -23,8 +24,11 @@ class MetricsWriter:
     def __init__(self, workdir: str, resume_step: int = 0):
         self.path = os.path.join(workdir, "metrics.jsonl")
         if os.path.exists(self.path):
-            kept = [line for line, record in _records(self.path)
-                    if record.get("step", 0) <= resume_step]
+            entries, torn = read_jsonl(self.path)
+            if torn:
+                logger.warning("The last line of %s is cut short, a write interrupted by a "
+                               "crash; dropped it, its step runs again.", self.path)
+            kept = [line for line, record in entries if record.get("step", 0) <= resume_step]
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 f.writelines(kept)
@@ -43,29 +47,6 @@ class MetricsWriter:
 
     def close(self) -> None:
         self.tensorboard.close()
-
-
-def _records(path: str) -> list[tuple[str, dict]]:
-    """``(line, record)`` of every line of a ``metrics.jsonl``; a torn last line is dropped
-    with a warning, any other line that is not a JSON object raises a ValueError."""
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip()]
-    out = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            if number == len(lines):
-                logger.warning("The last line of %s is cut short (%s), a write interrupted by a "
-                               "crash; dropped it, its step runs again.", path, e)
-                continue
-            raise ValueError(f"Line {number} of {path!r} is not JSON ({e}); fix or remove it "
-                             "to resume.") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"Line {number} of {path!r} is not a JSON object; fix or remove it "
-                             "to resume.")
-        out.append((line if line.endswith("\n") else line + "\n", record))
-    return out
 
 
 def _number(value):

@@ -6,13 +6,13 @@ its last checkpoint); records without a step are skipped, and so is a last line 
 killed run.
 """
 
-import json
 import math
 import os
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from jaxnas.files import read_jsonl
 from jaxnas.spaces.genotypes import DARTS_EDGES, NB201_EDGES
 from jaxnas.viz.cells import new_figure, node_label, op_color, save_figure
 
@@ -28,22 +28,8 @@ def _read_records(path: str | os.PathLike) -> list[dict]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No metrics file {path!r}; a run writes metrics.jsonl into its "
                                 f"workdir, check the path.")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
     by_step = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            if number == len(lines):  # no newline after it: a write cut short
-                continue
-            raise ValueError(f"Line {number} of {path!r} is not JSON ({e}): {line[:80]!r}; fix or "
-                             f"remove it.") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"Line {number} of {path!r} is not a JSON object: {line[:80]!r}; "
-                             f"fix or remove it.")
+    for _, record in read_jsonl(path)[0]:
         if "step" in record:
             by_step.setdefault(int(record["step"]), {}).update(record)
     return [by_step[step] for step in sorted(by_step)]
