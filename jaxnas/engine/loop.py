@@ -23,10 +23,13 @@ def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batc
                    mesh) -> dict:
     """The next batches of every stream, sharded over ``mesh``:
     ``{stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}`` with n = ``per_step[stream]``
-    batches from ``positions[stream]`` on, from the training arrays of ``dataset``."""
+    batches from ``positions[stream]`` on, from the training arrays of ``dataset`` (a stream
+    with n = 0 is left out)."""
     rows = local_rows(batch_size)
     out = {}
     for name, stream in streams.items():
+        if not per_step[name]:
+            continue
         idx = np.stack([stream.batch(positions[name] + i)[rows] for i in range(per_step[name])])
         out[name] = {"image": dataset.x_train[idx], "label": dataset.y_train[idx]}
     return to_global(out, mesh, batch_axis=1)

@@ -22,12 +22,15 @@ from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset,
                          search_split)
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
+from jaxnas.engine.evaluate import PathEvaluator
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import cosine_by_epoch, drop_path_by_epoch, weight_optimizer
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked, read_config
+from jaxnas.files import write_json
 from jaxnas.log import logger
 from jaxnas.spaces import get_space, init_variables, save_genotype
+from jaxnas.spaces.paths import path_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
 
 _ADVICE = ("Lower the learning rates and resume from the last good checkpoint with "
@@ -103,11 +106,12 @@ def build(config) -> SearchSetup:
                                updates_per_epoch)
     drop_path = (drop_path_by_epoch(config.drop_path, config.epochs, updates_per_epoch)
                  if config.drop_path else None)
-    problem = SearchProblem(space.supernet(dataset.num_classes, drop_path=bool(drop_path)),
-                            dataset.mean, dataset.std, config.augment, config.cutout,
+    net = space.supernet(dataset.num_classes, drop_path=bool(drop_path),
+                         single_path=strategy.single_path)
+    problem = SearchProblem(net, dataset.mean, dataset.std, config.augment, config.cutout,
                             weight_optimizer(config.optim_w, schedule), schedule, planned_steps,
                             config.aux_weight, config.optim_w.momentum,
-                            config.optim_w.weight_decay, drop_path)
+                            config.optim_w.weight_decay, drop_path, config.epochs)
     return SearchSetup(config, dataset, space, strategy, problem, streams, per_step,
                        steps_per_epoch, total_steps)
 
@@ -177,7 +181,7 @@ def _run(setup, workdir, mesh, lookup) -> SearchResult:
     if start < total_steps:
         logger.info("Search of %d steps took %s.", total_steps - start,
                     format_duration(time.perf_counter() - t0))
-    genotype = finish(workdir, strategy, space, state, lookup, total_steps)
+    genotype = finish(workdir, setup, state, lookup, total_steps)
     return SearchResult(genotype, state, total_steps,
                         {k: float(v) for k, v in jax.device_get(metrics).items()})
 
@@ -246,13 +250,18 @@ def _log(writer, progress, strategy, space, lookup, state, metrics, step):
     return scalars
 
 
-def finish(workdir, strategy, space, state, lookup, steps):
-    """Derives the genotype (the strategy's derivation) and writes ``genotype.json``, the cell
-    drawing, the weight plot and the strategy's own figures."""
+def finish(workdir, setup, state, lookup, steps):
+    """Selects the final genotype (the strategy's derivation, or its selection by evaluating
+    candidates) and writes ``genotype.json``, ``selection.json`` (the scored candidates, when the
+    strategy selects), the cell drawing, the weight plot and the strategy's own figures."""
+    strategy, space = setup.strategy, setup.space
     weights = jax.device_get(strategy.arch_weights(state.arch))
-    genotype = strategy.derive(state.arch, space)
+    genotype, record = strategy.select(state, space, PathEvaluator(setup, state),
+                                       setup.config.seed)
     extra = {"strategy": strategy.name, "step": steps,
              "arch_weights": {k: np.asarray(v).tolist() for k, v in weights.items()}}
+    if record is not None:
+        extra["selection"] = _write_selection(workdir, space, record, lookup)
     if lookup is not None:
         extra.update(lookup.record(genotype))
         logger.info(lookup.describe(genotype))
@@ -267,3 +276,19 @@ def finish(workdir, strategy, space, state, lookup, steps):
                 os.path.join(workdir, "genotype.json"))
     print(f"genotype: {genotype}")
     return genotype
+
+
+def _write_selection(workdir, space, record, lookup) -> dict:
+    """Writes every scored candidate (genotype, val accuracy, and the benchmark's scores when a
+    lookup is open) to ``selection.json``; returns the summary that ``genotype.json`` keeps."""
+    candidates = []
+    for path, score in zip(record.paths, record.scores):
+        genotype = path_genotype(space, path)
+        entry = {"genotype": str(genotype), "val_accuracy": float(score)}
+        if lookup is not None:
+            entry.update(lookup.scores(genotype))
+        candidates.append(entry)
+    write_json(os.path.join(workdir, "selection.json"), {"candidates": candidates})
+    logger.info("Selected by scoring %d candidates: val accuracy %.2f%% with the supernet's "
+                "weights.", len(candidates), record.best_score)
+    return {"candidates": len(candidates), "val_accuracy": float(record.best_score)}

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxnas.spaces.ops import batch_norm, make_op
+from jaxnas.spaces.ops import batch_norm, make_op, switch_friendly_convs
 
 EdgeSpec = tuple[int, int, tuple[str, ...]]  # (src, dst, candidate operations)
 
@@ -33,7 +33,8 @@ def edge_name(src: int, dst: int) -> str:
 
 
 class Edge(nn.Module):
-    """One edge: a single operation, or a mixed operation over ``ops`` when given weights."""
+    """One edge: a single operation, a mixed operation over ``ops`` when given weights, or (with
+    ``single_path``) the one operation that the weights choose, computed alone."""
 
     ops: tuple[str, ...]
     C: int
@@ -41,28 +42,60 @@ class Edge(nn.Module):
     affine: bool = True
     pool_bn: bool = False
     drop_path: bool = False
+    single_path: bool = False
 
     @nn.compact
     def __call__(self, x, weights=None, train: bool = False, drop_path_rate=0.0):
         """x: [B, H, W, C]; weights: [len(ops)] or None (single op). -> [B, H/s, W/s, C].
 
-        ``none`` is skipped: it adds zero whatever its weight. Drop-path (when enabled) applies to
-        every operation but the identity.
+        Mixed: ``sum_k weights[k] * op_k(x)``; ``none`` is skipped, it adds zero whatever its
+        weight. Single path: ``weights`` is an integer operation index (scalar), or weights [K]
+        whose argmax is the operation: one-hot, or straight-through (GDAS); the edge computes
+        ``w[i] * op_i(x) + sum_{k != i} w[k]`` with i the argmax, as GDAS's code does: the value
+        is ``op_i(x)`` for one-hot weights and every weight gets a gradient. Drop-path (when
+        enabled) applies to every operation but the identity.
         """
         if weights is None and len(self.ops) != 1:
             raise ValueError(f"Edge with operations {self.ops} needs weights; only a "
                              "single-operation edge can be called without them.")
+        if self.single_path:
+            return self._single_path(x, weights, train, drop_path_rate)
         terms = []
         for i, name in enumerate(self.ops):
             if name == "none":
                 continue
-            y = make_op(name, self.C, self.stride, self.affine, self.pool_bn)(x, train)
-            if self.drop_path and train and not (name == "skip_connect" and self.stride == 1):
-                y = drop_path(y, drop_path_rate, self.make_rng("dropout"))
+            y = self._op(name, x, train, drop_path_rate)
             terms.append(y if weights is None else weights[i] * y)
         if not terms:
             return jnp.zeros_like(x[:, :: self.stride, :: self.stride, :])
         return sum(terms[1:], terms[0])
+
+    def _op(self, name, x, train, drop_path_rate):
+        y = make_op(name, self.C, self.stride, self.affine, self.pool_bn)(x, train)
+        if self.drop_path and train and not (name == "skip_connect" and self.stride == 1):
+            y = drop_path(y, drop_path_rate, self.make_rng("dropout"))
+        return y
+
+    def _single_path(self, x, weights, train, drop_path_rate):
+        """Runs only the chosen operation (``nn.switch``); every operation's variables exist
+        (created at initialization), the others' batch statistics are left untouched."""
+        if self.is_initializing():
+            for name in self.ops:
+                self._op(name, x, train, drop_path_rate)
+
+        def branch(name):
+            def run(module, x):
+                with switch_friendly_convs():
+                    return module._op(name, x, train, drop_path_rate)
+            return run
+
+        branches = [branch(name) for name in self.ops]
+        if jnp.ndim(weights) == 0:
+            return nn.switch(weights, branches, self, x)
+        chex.assert_shape(weights, (len(self.ops),))
+        index = jnp.argmax(weights)
+        chosen = weights[index]
+        return chosen * nn.switch(index, branches, self, x) + (jnp.sum(weights) - chosen)
 
 
 class CellDAG(nn.Module):
@@ -75,6 +108,9 @@ class CellDAG(nn.Module):
       mixed: every edge is a mixed operation weighted by the call's ``weights``.
       node_bn: a non-affine batch norm after each node's sum (``node{j}_bn``; constrained
         DARTS's CRB, where the operation weights of a node no longer sum to 1).
+      single_path: (with ``mixed``) each edge computes only the operation its weights choose;
+        the weights are then integer operation indices [len(edges)] or one-hot (or
+        straight-through) weights [len(edges), K].
     """
 
     edges: tuple[EdgeSpec, ...]
@@ -86,6 +122,7 @@ class CellDAG(nn.Module):
     drop_path: bool = False
     mixed: bool = False
     node_bn: bool = False
+    single_path: bool = False
 
     @nn.compact
     def __call__(self, inputs, weights=None, train: bool = False, drop_path_rate=0.0):
@@ -96,7 +133,9 @@ class CellDAG(nn.Module):
         if self.mixed and weights is None:
             raise ValueError("A supernet cell needs architecture weights [num_edges, num_ops].")
         if self.mixed:  # at trace time: the weights' shape, a common mistake, named early
-            chex.assert_shape(weights, (len(self.edges), len(self.edges[0][2])))
+            shape = (len(self.edges),) + ((len(self.edges[0][2]),) if jnp.ndim(weights) > 1
+                                          or not self.single_path else ())
+            chex.assert_shape(weights, shape)
         nodes = dict(enumerate(inputs))
         for node in sorted({dst for _, dst, _ in self.edges}):
             terms = []
@@ -108,7 +147,7 @@ class CellDAG(nn.Module):
                     name += f"_{e}"  # several genes on one edge (hand-written genotypes)
                 stride = self.input_stride if src < self.num_inputs else 1
                 edge = Edge(ops, self.C, stride, self.affine, self.pool_bn, self.drop_path,
-                            name=name)
+                            self.single_path, name=name)
                 x = nodes.get(src)
                 if x is None:  # a node no edge reaches is zero
                     x = jnp.zeros_like(inputs[-1][:, :: self.input_stride, :: self.input_stride])

@@ -25,21 +25,23 @@ class CellSpec:
     """The static topology of one cell type: ``edges`` are ``(src, dst, ops)`` triples (nodes 0
     and 1 are the cell inputs), ``concat`` the nodes concatenated into the output, ``mixed``
     whether the edges are mixed operations (a supernet cell), ``node_bn`` whether each node's sum
-    is followed by a non-affine batch norm."""
+    is followed by a non-affine batch norm, ``single_path`` whether a supernet cell's edges
+    compute only their chosen operation."""
 
     edges: tuple[EdgeSpec, ...]
     concat: tuple[int, ...] = (2, 3, 4, 5)
     mixed: bool = False
     node_bn: bool = False
+    single_path: bool = False
 
 
 def supernet_cell(ops: tuple[str, ...] = DARTS_OPS,
                   edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
-                  node_bn: bool = False) -> CellSpec:
+                  node_bn: bool = False, single_path: bool = False) -> CellSpec:
     """Every edge of ``edges`` (default: all 14) a mixed operation over ``ops``."""
     check_op_names(ops)
     return CellSpec(tuple((src, dst, tuple(ops)) for src, dst in edges), mixed=True,
-                    node_bn=node_bn)
+                    node_bn=node_bn, single_path=single_path)
 
 
 def genotype_cell(genotype: DartsGenotype, cell: str) -> CellSpec:
@@ -75,7 +77,7 @@ class DartsCell(nn.Module):
         s1 = ReLUConvBN(self.C, 1, affine=self.affine, name="preprocess1")(s1, train)
         dag = CellDAG(self.spec.edges, 2, self.C, 2 if self.reduction else 1, self.affine,
                       self.pool_bn, self.drop_path, self.spec.mixed, self.spec.node_bn,
-                      name="dag")
+                      self.spec.single_path, name="dag")
         nodes = dag([s0, s1], weights, train, drop_path_rate)
         st = 2 if self.reduction else 1
         zeros = jnp.zeros_like(s1[:, ::st, ::st, :])  # a concat node that no edge reaches
@@ -161,11 +163,13 @@ def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    ops: tuple[str, ...] = DARTS_OPS,
                    edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
                    auxiliary: bool = False, node_bn: bool = False,
-                   drop_path: bool = False) -> DartsNetwork:
+                   drop_path: bool = False, single_path: bool = False) -> DartsNetwork:
     """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling
     (``node_bn``: also after each node's sum; ``drop_path``: on every operation but the
-    identity, as in DARTS's evaluation network)."""
-    cell = supernet_cell(ops, edges, node_bn)
+    identity, as in DARTS's evaluation network; ``single_path``: every edge computes only its
+    chosen operation, arch weights ``{"normal": [E], "reduce": [E]}`` operation indices or
+    one-hot / straight-through [E, K])."""
+    cell = supernet_cell(ops, edges, node_bn, single_path)
     return DartsNetwork(cell, cell, C, layers, num_classes, affine=False, pool_bn=True,
                         auxiliary=auxiliary, drop_path=drop_path)
 

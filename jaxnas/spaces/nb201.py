@@ -40,12 +40,14 @@ class NB201Cell(nn.Module):
     affine: bool = False
     mixed: bool = False
     node_bn: bool = False
+    single_path: bool = False
 
     @nn.compact
     def __call__(self, x, weights=None, train: bool = False):
-        """x: [B, H, W, C]; weights: [6, K] per-edge operation weights when mixed."""
+        """x: [B, H, W, C]; weights: [6, K] per-edge operation weights when mixed (or [6]
+        operation indices on a single path)."""
         dag = CellDAG(self.edges, 1, self.C, affine=self.affine, mixed=self.mixed,
-                      node_bn=self.node_bn, name="dag")
+                      node_bn=self.node_bn, single_path=self.single_path, name="dag")
         nodes = dag([x], weights, train)
         return nodes.get(3, jnp.zeros_like(x))
 
@@ -56,7 +58,8 @@ class NB201Network(nn.Module):
     Call: ``net.apply(variables, x, arch_weights, train=...)`` with x [B, H, W, 3] and
     ``arch_weights = {"cell": [6, K]}`` (None for a discrete network) -> logits [B, classes].
     ``mixed``: supernet (mixed edges) or discrete network; ``node_bn``: a non-affine batch norm
-    after each node's sum.
+    after each node's sum; ``single_path``: a supernet whose edges compute only the operation the
+    weights choose (``{"cell": [6]}`` operation indices, or one-hot / straight-through [6, K]).
     """
 
     edges: tuple[EdgeSpec, ...]
@@ -66,6 +69,7 @@ class NB201Network(nn.Module):
     affine: bool = False
     mixed: bool = False
     node_bn: bool = False
+    single_path: bool = False
 
     @nn.compact
     def __call__(self, x, arch_weights=None, train: bool = False):
@@ -79,7 +83,7 @@ class NB201Network(nn.Module):
                 x = ResNetBlock(C, name=f"reduction_{stage}")(x, train)
             for i in range(self.N):
                 cell = NB201Cell(self.edges, C, self.affine, self.mixed, self.node_bn,
-                                 name=f"stage{stage}_cell{i}")
+                                 self.single_path, name=f"stage{stage}_cell{i}")
                 x = cell(x, weights, train)
         x = nn.relu(batch_norm(train, True, name="lastact_bn")(x))
         x = jnp.mean(x, axis=(1, 2))
@@ -88,11 +92,13 @@ class NB201Network(nn.Module):
 
 def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10,
                    ops: tuple[str, ...] = NB201_OPS, affine: bool = False,
-                   node_bn: bool = False) -> NB201Network:
-    """The NB201 supernet: every edge a mixed operation over ``ops``; weights [6, len(ops)]."""
+                   node_bn: bool = False, single_path: bool = False) -> NB201Network:
+    """The NB201 supernet: every edge a mixed operation over ``ops``; weights [6, len(ops)]
+    (``single_path``: every edge computes only its chosen operation)."""
     check_op_names(ops)
     edges = tuple((src, dst, tuple(ops)) for src, dst in NB201_EDGES)
-    return NB201Network(edges, C, N, num_classes, affine, mixed=True, node_bn=node_bn)
+    return NB201Network(edges, C, N, num_classes, affine, mixed=True, node_bn=node_bn,
+                        single_path=single_path)
 
 
 def nb201_network(genotype: NB201Genotype, C: int = 16, N: int = 5, num_classes: int = 10,

@@ -9,12 +9,16 @@ scale and shift of batch norm (off in search networks), ``pool_bn`` appends a no
 to pooling operations (what the DARTS search network's mixed operation does).
 """
 
+import contextlib
+import contextvars
 import math
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxnas.spaces import switch_conv
 
 
 def torch_kernel_bound(shape: Sequence[int]) -> float:
@@ -54,9 +58,24 @@ def batch_norm(train: bool, affine: bool, name: str | None = None) -> nn.BatchNo
     )
 
 
+_SWITCH_FRIENDLY = contextvars.ContextVar("switch_friendly_convs", default=False)
+
+
+@contextlib.contextmanager
+def switch_friendly_convs():
+    """Inside this context ``conv`` builds convolutions whose gradients run fast inside a
+    ``lax.switch`` (``jaxnas.spaces.switch_conv``): for the operations of a single-path edge."""
+    token = _SWITCH_FRIENDLY.set(True)
+    try:
+        yield
+    finally:
+        _SWITCH_FRIENDLY.reset(token)
+
+
 def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilation=1, groups=1,
          name: str | None = None) -> nn.Conv:
-    """A bias-free convolution with explicit symmetric padding."""
+    """A bias-free convolution with explicit symmetric padding (switch-friendly inside
+    ``switch_friendly_convs``)."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (padding, padding) if isinstance(padding, int) else padding
@@ -69,6 +88,8 @@ def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilati
         feature_group_count=groups,
         use_bias=False,
         kernel_init=torch_kernel_init,
+        conv_general_dilated=(switch_conv.conv_general_dilated if _SWITCH_FRIENDLY.get()
+                              else None),
         name=name,
     )
 

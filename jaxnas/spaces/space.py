@@ -38,11 +38,22 @@ class NB201Space:
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return {"cell": (len(NB201_EDGES), len(self.ops))}
 
-    def supernet(self, num_classes: int, drop_path: bool = False):
+    def supernet(self, num_classes: int, drop_path: bool = False, single_path: bool = False):
+        """The supernet; ``single_path``: each edge computes only its chosen operation."""
         if drop_path:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
-        return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn)
+        return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
+                                    single_path=single_path)
+
+    def cell_kind(self, module: str) -> str | None:
+        """The architecture key of the supernet's top-level module ``module`` when it is a cell
+        (``stage{s}_cell{i}``), else None."""
+        return "cell" if module.startswith("stage") else None
+
+    @property
+    def edge_list(self) -> tuple[tuple[int, int], ...]:
+        return NB201_EDGES
 
     def derive(self, arch_weights: dict) -> NB201Genotype:
         return derive_nb201(np.asarray(arch_weights["cell"]), self.ops)
@@ -90,11 +101,19 @@ class DartsSpace:
         shape = (len(self.edge_list), len(self.ops))
         return {"normal": shape, "reduce": shape}
 
-    def supernet(self, num_classes: int, drop_path: bool = False):
+    def supernet(self, num_classes: int, drop_path: bool = False, single_path: bool = False):
         """The supernet; ``drop_path``: with drop-path on every operation but the identity
-        (called with ``drop_path_rate`` and a ``"dropout"`` rng)."""
+        (called with ``drop_path_rate`` and a ``"dropout"`` rng); ``single_path``: each edge
+        computes only its chosen operation."""
         return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
-                                    self.auxiliary, self.node_bn, drop_path)
+                                    self.auxiliary, self.node_bn, drop_path, single_path)
+
+    def cell_kind(self, module: str) -> str | None:
+        """The architecture key ("normal" or "reduce") of the supernet's top-level module
+        ``module`` when it is a cell (``cell{i}``), else None."""
+        if not (module.startswith("cell") and module[4:].isdigit()):
+            return None
+        return "reduce" if int(module[4:]) in darts.reduction_layers(self.layers) else "normal"
 
     @property
     def inputs_per_node(self) -> int | None:

@@ -46,13 +46,16 @@ class Strategy(abc.ABC):
     Attributes:
       name: the registry name. train_batches, val_batches: batches of each stream one step
         consumes (stacked on a leading axis). differentiable: whether ``hessian_target`` exists
-        (the alpha-Hessian eigenvalue diagnostic).
+        (the alpha-Hessian eigenvalue diagnostic). single_path: whether the supernet computes
+        only the operation each edge's weights choose (``arch_weights`` then returns operation
+        indices or one-hot weights).
     """
 
     name = "strategy"
     train_batches = 1
     val_batches = 1
     differentiable = False
+    single_path = False
 
     @abc.abstractmethod
     def init(self, key, arch_shapes: dict) -> Any:
@@ -72,6 +75,15 @@ class Strategy(abc.ABC):
         """The genotype of ``arch`` in ``space`` (host side): by default the space's
         discretization of the mode weights."""
         return space.derive(jax.device_get(self.arch_weights(arch)))
+
+    def select(self, state: SearchState, space, evaluator, seed: int):
+        """The final genotype and a record of how it was selected (a
+        ``strategies.selection.SelectionResult``, or None): by default ``derive``, no record.
+        ``evaluator.score(paths, num_batches)`` scores single paths ``{key: int32 [E]}`` by
+        their val accuracy (%) with the supernet's weights (``engine.evaluate``), for the
+        strategies that select by evaluating candidates."""
+        del evaluator, seed
+        return self.derive(state.arch, space), None
 
     def hessian_target(self, state: SearchState, batch: dict, problem: SearchProblem):
         """``(loss, alpha)``: the val loss on ``batch`` as a function of the differentiable

@@ -101,3 +101,11 @@ def _build(table, section, field):
 def _require(name, value, ok, expected):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
         raise ValueError(f"{name} must be {expected}, got {value!r}.")
+
+
+def check_integer(field: str, value, minimum: int) -> None:
+    """A ValueError naming ``config.strategy.<field>`` unless ``value`` is an integer >=
+    ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"config.strategy.{field} must be an integer >= {minimum}, got "
+                         f"{value!r}.")

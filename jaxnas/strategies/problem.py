@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxnas.data.augment import preprocess
+from jaxnas.spaces import single_path
 
 
 class WeightStep(NamedTuple):
@@ -44,6 +45,8 @@ class SearchProblem:
         DARTS's virtual step as its code takes it, ``momentum_offset``).
       drop_path: weight update count -> drop-path probability of the weight steps, or None (the
         supernet then has no drop-path).
+      epochs: the planned epochs (``epoch_progress``, per-epoch schedules such as GDAS's
+        temperature).
     """
 
     net: nn.Module
@@ -58,6 +61,7 @@ class SearchProblem:
     w_momentum: float = 0.0
     w_weight_decay: float = 0.0
     drop_path: Callable[[Any], Any] | None = None
+    epochs: int = 1
 
     @property
     def plain_net(self) -> nn.Module:
@@ -94,6 +98,12 @@ class SearchProblem:
         """The fraction of the planned search done before ``step``, in [0, 1]."""
         return jnp.minimum(step / self.planned_steps, 1.0)
 
+    def epoch_progress(self, step):
+        """The epoch of ``step`` over the last epoch, ``e / (epochs - 1)`` in [0, 1] (0 with one
+        epoch): the clock of a schedule that changes once per epoch."""
+        epoch = jnp.minimum(step // max(self.planned_steps // self.epochs, 1), self.epochs - 1)
+        return epoch / max(self.epochs - 1, 1)
+
     def loss(self, params, batch_stats, arch_weights, x, y, dropout=None):
         """Cross-entropy of the supernet in training mode on float images x [B, H, W, C] and
         int labels y [B]; ``dropout``: ``(key, rate)`` of drop-path, or None. Returns
@@ -109,21 +119,42 @@ class SearchProblem:
             loss = loss + self.aux_weight * cross_entropy(aux_logits, y)
         return loss, (updates["batch_stats"], accuracy(logits, y))
 
+    def combined_loss(self, coefficients):
+        """A loss like ``loss`` over a list of architecture weights:
+        ``sum_i coefficients[i] * loss(weights[i])`` on the same batch, the batch statistics
+        passed from one forward to the next; the accuracy is the first term's."""
+
+        def loss(params, batch_stats, arch_weights, x, y, dropout=None):
+            total, first = 0.0, None
+            for c, weights in zip(coefficients, arch_weights, strict=True):
+                value, (batch_stats, acc) = self.loss(params, batch_stats, weights, x, y,
+                                                      dropout)
+                total, first = total + c * value, acc if first is None else first
+            return total, (batch_stats, first)
+
+        return loss
+
     def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y,
-                    key=None) -> WeightStep:
+                    key=None, mask=None, loss=None) -> WeightStep:
         """One optimizer step of the weights on a batch; the architecture weights are
-        constants. ``key``: the drop-path key (used when the problem has drop-path)."""
+        constants. ``key``: the drop-path key (used when the problem has drop-path); ``mask``: a
+        boolean per parameter (``jaxnas.spaces.single_path.path_mask``): the parameters and
+        optimizer state where it is False stay bit-identical (a single-path step); ``loss``: a
+        loss with ``loss``'s signature in its place (``combined_loss``)."""
         dropout = None
         if self.drop_path is not None and key is not None:
             dropout = (key, self.drop_path(optax.tree_utils.tree_get(opt_w, "count")))
-        grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+        grad_fn = jax.value_and_grad(loss or self.loss, has_aux=True)
         (loss, (batch_stats, acc)), grads = grad_fn(params, batch_stats,
                                                     jax.lax.stop_gradient(arch_weights), x, y,
                                                     dropout)
         sqnorm = sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads))
-        updates, opt_w = self.tx_w.update(grads, opt_w, params)
-        return WeightStep(optax.apply_updates(params, updates), batch_stats, opt_w, loss, acc,
-                          sqnorm)
+        updates, new_opt_w = self.tx_w.update(grads, opt_w, params)
+        new_params = optax.apply_updates(params, updates)
+        if mask is not None:
+            new_params, new_opt_w = single_path.select(mask, (new_params, new_opt_w),
+                                                       (params, opt_w))
+        return WeightStep(new_params, batch_stats, new_opt_w, loss, acc, sqnorm)
 
 
 def cross_entropy(logits, labels):

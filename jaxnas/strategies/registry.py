@@ -9,6 +9,10 @@
 | ``amended`` | Amended-DARTS | alpha (``Amended(eta)``), then 1 weight step (``alpha_first``) |
 | ``constrained`` | constrained DARTS | CRB, CS10/FIMT schedules, PR/ADMM (``constrained``) |
 | ``balenas`` | BaLeNAS | Variational Adam on a Gaussian posterior (``balenas``) |
+| ``randomnas`` | RandomNAS (RSPS) | 1 single-path weight step on a uniform path; selection at the end (``randomnas``) |
+| ``gdas`` | GDAS | 1 single-path weight step on a Gumbel path, then alpha through a second sample (``gdas``) |
+| ``nsas`` | NSAS on RandomNAS or GDAS | the base step with Eq. 3.6's constraint paths in the weight loss (``nsas``) |
+| ``en2as`` | EN²AS | 1 single-path weight step on a random (warm-up) or novelty-ES path; selection at the end (``en2as``) |
 """
 
 import inspect
@@ -16,7 +20,11 @@ import inspect
 from jaxnas.strategies.balenas import balenas
 from jaxnas.strategies.bilevel import BilevelSearch
 from jaxnas.strategies.constrained import constrained
+from jaxnas.strategies.en2as import en2as
+from jaxnas.strategies.gdas import gdas
+from jaxnas.strategies.nsas import nsas
 from jaxnas.strategies.options import hypergradient_method, update_rule
+from jaxnas.strategies.randomnas import randomnas
 from jaxnas.strategies.schedules import Alternating
 
 _ADAM = ("adam",)
@@ -64,7 +72,8 @@ def _order(alpha_first) -> Alternating:
 
 
 STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended,
-              "constrained": constrained, "balenas": balenas}
+              "constrained": constrained, "balenas": balenas, "randomnas": randomnas,
+              "gdas": gdas, "nsas": nsas, "en2as": en2as}
 
 
 def register_strategy(name: str, factory) -> None:
@@ -92,7 +101,7 @@ def get_strategy(name: str, space=None, optim_alpha=None, **options):
     if unknown:
         raise ValueError(f"Unknown option(s) {unknown} for strategy {name!r}; its options are "
                          f"{known or 'none'}.")
-    if space is None and name in ("constrained", "balenas"):
+    if space is None and name not in ("darts", "darts2", "idarts", "amended"):
         raise ValueError(f"The {name!r} strategy needs the search space: "
                          "get_strategy(name, space, ...).")
     return STRATEGIES[name](space, optim_alpha, **options)

@@ -93,3 +93,13 @@ class HardConcreteDepth:
         shift = self.temperature * np.log(-self.low / self.high)
         return -sum(jnp.sum(jax.nn.sigmoid(alpha[name][np.asarray(self.chain), self.none_index]
                                            - shift)) for name in alpha)
+
+
+def gumbel_straight_through(key, logits, tau):
+    """GDAS's hard Gumbel sample of each row of ``logits`` [E, K]: the one-hot argmax of
+    ``(log_softmax(logits) + g) / tau`` (g standard Gumbel noise), with the gradient of the soft
+    sample ``softmax((log_softmax(logits) + g) / tau)`` (straight-through). Returns [E, K]."""
+    g = jax.random.gumbel(key, logits.shape, logits.dtype)
+    soft = jax.nn.softmax((jax.nn.log_softmax(logits, axis=-1) + g) / tau, axis=-1)
+    hard = jax.nn.one_hot(jnp.argmax(soft, -1), logits.shape[-1], dtype=soft.dtype)
+    return hard - jax.lax.stop_gradient(soft) + soft

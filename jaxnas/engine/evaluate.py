@@ -1,0 +1,30 @@
+"""Scoring single paths of a trained supernet with its inherited weights, for the strategies
+that select their final architecture by evaluating candidates (RandomNAS, EN²AS)."""
+
+import jax
+import numpy as np
+
+from jaxnas.analysis.supernet_ranking import make_correct_count
+
+
+class PathEvaluator:
+    """``score(paths, num_batches)``: each path's accuracy (%) on the first ``num_batches``
+    batches of the search's val stream, with the supernet's weights in ``state``.
+
+    Batch norm uses each batch's own statistics, as in training, and updates nothing: the
+    running statistics of a single-path supernet mix the activations of many paths. One jitted
+    program serves every path (paths are operation indices ``{key: int32 [E]}``)."""
+
+    def __init__(self, setup, state):
+        problem = setup.problem
+        self._count = make_correct_count(problem.plain_net, problem.mean, problem.std, bn="batch")
+        self._variables = {"params": state.params, "batch_stats": state.batch_stats}
+        self._stream, self._dataset = setup.streams["val"], setup.dataset
+
+    def score(self, paths: list, num_batches: int = 1) -> np.ndarray:
+        """float64 [len(paths)]: accuracy in % of each path."""
+        idx = np.stack([self._stream.batch(i) for i in range(num_batches)])
+        images, labels = self._dataset.x_train[idx], self._dataset.y_train[idx]
+        valid = np.ones(labels.shape, bool)
+        counts = [self._count(self._variables, path, images, labels, valid) for path in paths]
+        return 100.0 * np.asarray(jax.device_get(counts), np.float64) / labels.size
