@@ -18,7 +18,6 @@ feeds the same step.
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Any, Callable
@@ -42,7 +41,7 @@ from jaxnas.files import write_json
 from jaxnas.log import logger
 from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_genotype,
                            save_genotype)
-from jaxnas.spaces.flops import count_macs
+from jaxnas.spaces.flops import module_cost
 from jaxnas.strategies.problem import accuracy
 
 _ADVICE = ("Lower the learning rate and resume from the last good checkpoint with "
@@ -150,10 +149,7 @@ def make_network(config, genotype, num_classes: int):
 def network_size(net, image_shape) -> tuple[int, int]:
     """``(parameters, multiply-adds per example)`` of ``net`` in eval mode (without the
     auxiliary head) on images ``image_shape`` [H, W, C]; traced, never run."""
-    x = jax.ShapeDtypeStruct((1,) + tuple(image_shape), jnp.float32)
-    shapes = jax.eval_shape(lambda x: net.init(jax.random.key(0), x, train=False), x)
-    params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes["params"]))
-    return params, count_macs(net, x.shape, train=False)
+    return module_cost(net, (1,) + tuple(image_shape), train=False)
 
 
 def _check_aux_head_fits(net, image_shape) -> None:

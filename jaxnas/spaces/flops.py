@@ -66,3 +66,12 @@ def count_macs(net: nn.Module, x_shape: Sequence[int], **call_kwargs) -> int:
     with nn.intercept_methods(interceptor):
         jax.eval_shape(lambda x: net.init(jax.random.key(0), x, **call_kwargs), x)
     return int(sum(per_layer))
+
+
+def module_cost(module: nn.Module, x_shape: Sequence[int], **call_kwargs) -> tuple[int, int]:
+    """``(parameters, multiply-adds per example)`` of ``module(x, **call_kwargs)`` on an input of
+    ``x_shape`` (with its batch axis); traced, never run."""
+    x = jax.ShapeDtypeStruct(tuple(x_shape), jnp.float32)
+    shapes = jax.eval_shape(lambda x: module.init(jax.random.key(0), x, **call_kwargs), x)
+    params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes.get("params", {})))
+    return params, count_macs(module, x_shape, **call_kwargs)
