@@ -31,18 +31,16 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import ConfigDict
 
+from experiments import bench_common
+
 from jaxnas.data import data_mesh, replicated
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
 from jaxnas.engine.search_loop import init_state, make_step
-from jaxnas.spaces import get_space, init_variables
+from jaxnas.spaces import init_variables
 from jaxnas.spaces.paths import sample_path
 from jaxnas.spaces.single_path import op_owners, path_mask
 from jaxnas.strategies import SearchProblem, get_strategy
 
-_SPACE = flags.DEFINE_enum("space", "nb201", ["nb201", "darts"], "Search space.")
-_C = flags.DEFINE_integer("C", 16, "Initial channels.")
-_CELLS = flags.DEFINE_integer("cells", 5, "NB201: cells per stage (N); DARTS: cells (layers).")
-_BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _ROUNDS = flags.DEFINE_integer("rounds", 10, "Timed rounds (after one warm-up call per row).")
 _ROWS = flags.DEFINE_list("rows", [], "Only these rows, comma-separated (default: all).")
 _OUT = flags.DEFINE_string("out", "", "Where to write the results as JSON.")
@@ -117,11 +115,11 @@ ROWS = {
 
 def main(argv):
     del argv
-    options = {"C": _C.value, ("N" if _SPACE.value == "nb201" else "layers"): _CELLS.value}
-    space = get_space(_SPACE.value, **options)
+    space = bench_common.flag_space()
+    size, side = bench_common.BATCH.value, bench_common.IMAGE.value
     key = jax.random.PRNGKey(1)
-    batch = (jax.random.normal(key, (_BATCH.value, 32, 32, 3)),
-             jax.random.randint(key, (_BATCH.value,), 0, 10))
+    batch = (jax.random.normal(key, (size, side, side, 3)),
+             jax.random.randint(key, (size,), 0, 10))
     names = [n for n in ROWS if not _ROWS.value or n in _ROWS.value]
     calls, compile_s = {}, {}
     for name in names:
@@ -138,7 +136,8 @@ def main(argv):
             jax.block_until_ready(calls[name](path))
             times[name].append(time.perf_counter() - t0)
     ref = statistics.median(times["darts weight step"]) if "darts weight step" in times else None
-    label = (f"{space.name} C={_C.value} cells={_CELLS.value} batch={_BATCH.value}, "
+    label = (f"{space.name} C={bench_common.C.value} cells={bench_common.CELLS.value} "
+             f"batch={size}, "
              f"{jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})")
     print(f"\n{label}, medians of {_ROUNDS.value} rounds\n")
     print("| row | ms | / darts weight step | first call (s) |\n|---|---|---|---|")

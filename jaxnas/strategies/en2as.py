@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxnas.spaces import paths
 from jaxnas.strategies import novelty
-from jaxnas.strategies.options import check_integer
+from jaxnas.strategies.options import check_choice, check_integer
 from jaxnas.strategies.randomnas import RandomNASSearch, Selection
 
 DISTANCES = ("edge_match", "l2")
@@ -51,9 +51,7 @@ class EN2ASSearch(RandomNASSearch):
     distance: str = "edge_match"
 
     def __post_init__(self):
-        if self.distance not in DISTANCES:
-            raise ValueError(f"config.strategy.distance must be one of "
-                             f"{', '.join(map(repr, DISTANCES))}, got {self.distance!r}.")
+        check_choice("distance", self.distance, DISTANCES)
         for field, minimum in (("archive_size", 2), ("num_perturbations", 1), ("k", 1)):
             check_integer(field, getattr(self, field), minimum)
         if self.k >= self.archive_size:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jaxnas.spaces import paths
 from jaxnas.strategies import novelty
 from jaxnas.strategies.gdas import gdas
-from jaxnas.strategies.options import check_integer
+from jaxnas.strategies.options import check_choice, check_integer
 from jaxnas.strategies.randomnas import randomnas
 from jaxnas.strategies.single_path import SinglePathSearch
 
@@ -68,9 +68,7 @@ class NSASSearch(SinglePathSearch):
     k: int = 0
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"config.strategy.variant must be one of "
-                             f"{', '.join(map(repr, VARIANTS))}, got {self.variant!r}.")
+        check_choice("variant", self.variant, VARIANTS)
         check_integer("size", self.size, {"nsas_g": 2, "nsas_lg": 3}.get(self.variant, 1))
         check_integer("recent", self.recent, 1)
         check_integer("num_draws", self.num_draws, 0)

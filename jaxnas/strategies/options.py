@@ -109,3 +109,10 @@ def check_integer(field: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"config.strategy.{field} must be an integer >= {minimum}, got "
                          f"{value!r}.")
+
+
+def check_choice(field: str, value, choices: tuple[str, ...]) -> None:
+    """A ValueError naming ``config.strategy.<field>`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"config.strategy.{field} must be one of "
+                         f"{', '.join(map(repr, choices))}, got {value!r}.")

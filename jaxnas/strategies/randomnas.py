@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from jaxnas.spaces import paths
 from jaxnas.strategies import selection
-from jaxnas.strategies.options import check_integer
+from jaxnas.strategies.options import check_choice, check_integer
 from jaxnas.strategies.single_path import SinglePathSearch
 
 SELECTIONS = ("evolution", "random")
@@ -46,9 +46,7 @@ class Selection:
     eval_batches: int = 1
 
     def __post_init__(self):
-        if self.method not in SELECTIONS:
-            raise ValueError(f"config.strategy.selection must be one of "
-                             f"{', '.join(map(repr, SELECTIONS))}, got {self.method!r}.")
+        check_choice("selection", self.method, SELECTIONS)
         for name in ("num_candidates", "population", "sample_size", "eval_batches"):
             check_integer(name, getattr(self, name), 1)
         check_integer("cycles", self.cycles, 0)
