@@ -11,7 +11,9 @@ are timed twice, forced to move the architecture at every step through the sched
 conditional and forced never to move; their mean step at the paper's frequency (one move per 10
 steps for CS10, per 11 for FIMT with a steady statistic) follows from the two. ``none`` is
 skipped in the supernet's computation, so the CRB rows (without it) run the same network. The
-depth-regularizer row runs in the DARTS space only.
+depth-regularizer and TND-NAS rows run in the DARTS space only; TND-NAS is timed with the
+architecture moving (M=10 sampled cells scored on the val batch, one REINFORCE update, then the
+weight step) and in its weight-only warm-up epochs.
 Prints a markdown table and writes JSON (``--out``).
 """
 
@@ -66,7 +68,10 @@ ROWS = {
                                                  False),
     "darts2 exact": ("darts2", None, {}, False),
     "balenas second order M=1": ("balenas", VADAM, {"hypergradient": SECOND}, False),
+    "tnd M=10 moving": ("tnd", None, {"warmup_epochs": 0}, False),
+    "tnd warm-up (weights only)": ("tnd", None, {"warmup_epochs": 10 ** 9}, False),
 }
+DARTS_ONLY = ("depth", "tnd")
 
 
 def _setup(row):
@@ -88,8 +93,8 @@ def _setup(row):
 
 def main(argv):
     del argv
-    rows = _ROWS.value or [row for row in ROWS  # the depth gates exist in the DARTS space only
-                           if _SPACE.value == "darts" or "depth" not in row]
+    rows = _ROWS.value or [row for row in ROWS
+                           if _SPACE.value == "darts" or not any(w in row for w in DARTS_ONLY)]
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
         raise app.UsageError(f"Unknown rows {unknown}; the rows are {list(ROWS)}.")

@@ -11,6 +11,7 @@ import runpy
 import sys
 
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from jaxnas.benchmarks import ArchNotFoundError
 from jaxnas.engine.workdir import WorkdirBusyError
@@ -88,6 +89,18 @@ def _parse(argv):
         if _verbose(argv):
             raise
         _fail(_flag_error(e, argv), 2)
+
+
+def define_config(default: str, help_text: str):
+    """``config_flags.DEFINE_config_file("config", default, ...)`` for a script with a default
+    config: ml_collections applies the ``--config.FIELD`` overrides to the default as the flag
+    is defined, so a mistyped field is reported here, as one clear error."""
+    try:
+        return config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
+    except Exception as e:  # noqa: BLE001 -- ml_collections raises many types here
+        if _verbose(sys.argv):
+            raise
+        _fail(_flag_error(e, sys.argv + [f"--config={default}"]), 2)
 
 
 def run(main):

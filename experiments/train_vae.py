@@ -11,14 +11,12 @@ trained VAE with ``jaxnas.vae.train.load_vae(workdir)``.
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from experiments import cli
 from jaxnas.vae.train import train_vae
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "vae_nb201.py"),
-    "VAE config file.", lock_config=True)
+_CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), "configs", "vae_nb201.py"),
+                            "VAE config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the "
                                "report.")
 flags.mark_flags_as_required(["workdir"])

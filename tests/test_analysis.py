@@ -199,3 +199,22 @@ def test_nb201_counts_over_the_whole_space():
     #  node 1 dead (1 way): 3<-1 free (5); node 2 live iff 2<-0 is not none (4 * 5 = 20 ways,
     #   3<-2 none) or dead (1 * 5 ways, 3<-2 free): 5 * (20 + 25) = 225.
     assert sum(nb201_depth(a) == 0 for a in archs) == 116 + 225
+
+
+def test_pareto_front_keeps_the_non_dominated_points_by_cost():
+    from jaxnas.analysis import pareto_front
+
+    costs = [3.0, 1.0, 2.0, 2.0, 4.0, 1.0]
+    scores = [0.9, 0.5, 0.8, 0.7, 0.9, 0.5]
+    # 3 is dominated by 2 (same cost, lower score), 4 by 0 (same score, higher cost); 1 and 5
+    # are equal in both and both kept.
+    assert pareto_front(costs, scores).tolist() == [1, 5, 2, 0]
+    rng = np.random.default_rng(0)
+    c, s = rng.random(30), rng.random(30)
+    front = set(pareto_front(c, s).tolist())
+    for i in range(30):  # brute force: on the front iff nothing is at least as good and better
+        dominated = any(c[j] <= c[i] and s[j] >= s[i] and (c[j] < c[i] or s[j] > s[i])
+                        for j in range(30))
+        assert (i in front) == (not dominated)
+    with pytest.raises(ValueError, match=r"two \[N\] arrays"):
+        pareto_front([1.0, 2.0], [1.0])

@@ -13,6 +13,7 @@ import pytest
 from jaxnas.engine.train_loop import network_size
 from jaxnas.spaces import PUBLISHED, DartsSpace, NB201Space
 from jaxnas.spaces.costs import cost_tables, restrict
+from jaxnas.spaces.ops import TND_NORMAL_OPS, TND_REDUCE_OPS
 from jaxnas.spaces.paths import path_genotype
 from jaxnas.strategies.reinforce import (BaselineState, init_reinforce, log_prob,
                                          reinforce_optimizer, reinforce_update, sample_paths,
@@ -20,11 +21,8 @@ from jaxnas.strategies.reinforce import (BaselineState, init_reinforce, log_prob
 from jaxnas.strategies.rewards import CostTerm, Reward
 from jaxnas.strategies.shrinking import op_counts, shrink, single_op_genotype
 
-# TND-NAS's candidates in the printed order (spec 000, section 3), and the table's union.
-NORMAL_OPS = ("none", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7",
-              "dil_conv_3x3", "dil_conv_5x5", "conv_1x1", "conv_3x3", "conv_3x1_1x3")
-REDUCE_OPS = ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "max_pool_5x5",
-              "max_pool_7x7")
+# TND-NAS's candidates (spec 000, section 3), and the table's union.
+NORMAL_OPS, REDUCE_OPS = TND_NORMAL_OPS, TND_REDUCE_OPS
 ALL_OPS = NORMAL_OPS + REDUCE_OPS[2:]
 IMAGE = (32, 32, 3)
 

@@ -334,3 +334,12 @@ def test_the_small_config_trains_from_the_command_line_to_an_injective_vae(tmp_p
     refused = subprocess.run(args + ["--config.seed=1"], cwd=REPO, env=env,
                              capture_output=True, text=True)
     assert refused.returncode == 1 and "different config (seed: 0 -> 1)" in refused.stderr
+
+
+def test_a_mistyped_field_of_the_default_config_is_one_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "experiments.train_vae",
+                           f"--workdir={tmp_path / 'run'}", "--config.epochz=3"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "has no config field 'epochz'. The closest fields: epochs." in done.stderr
+    assert not os.path.exists(tmp_path / "run")

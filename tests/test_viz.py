@@ -150,11 +150,25 @@ def test_plot_arch_weights_one_file_per_key(tmp_path):
     assert_png(tmp_path / "nb201.png")
 
 
+def test_plot_arch_weights_of_edges_with_their_own_operations(tmp_path):
+    # A staged search's shrunk cells: each edge holds its own two operations.
+    edge_ops = {"normal": tuple(DARTS_OPS[e % 4: e % 4 + 2] for e in range(14)),
+                "reduce": ((DARTS_OPS[0], DARTS_OPS[3]),) * 14}
+    history = [(s, {k: softmax(np.full((14, 2), float(s))) for k in edge_ops}) for s in (1, 2)]
+    written = plot_arch_weights(history, tmp_path / "w.png", edge_ops)
+    assert written == [str(tmp_path / "w_normal.png"), str(tmp_path / "w_reduce.png")]
+    for path in written:
+        assert_png(path)
+    with pytest.raises(ValueError, match=r"expected \[14, 2\]"):
+        plot_arch_weights([(0, {"normal": softmax(np.zeros((14, 3)))})], tmp_path / "x.png",
+                          {"normal": edge_ops["normal"]})
+
+
 def test_plot_arch_weights_errors(tmp_path):
     weights = softmax(np.zeros((6, 5)))
     with pytest.raises(ValueError, match="empty"):
         plot_arch_weights([], tmp_path / "w.png", NB201_OPS)
-    with pytest.raises(ValueError, match="8 ops"):
+    with pytest.raises(ValueError, match=r"expected \[6, 8\] to match the operations"):
         plot_arch_weights([(0, {"cell": weights})], tmp_path / "w.png", DARTS_OPS)
     with pytest.raises(ValueError, match="activation"):
         plot_arch_weights([(0, {"cell": weights - 0.5})], tmp_path / "w.png", NB201_OPS)
@@ -238,3 +252,13 @@ def test_figures_leave_pyplot_alone(tmp_path):
         f"save_genotype_figure(DARTS_V2, {str(tmp_path / 'g')!r})\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_plot_pareto_draws_the_runs_and_their_front(tmp_path):
+    from jaxnas.viz import plot_pareto
+
+    points = [(1.0, 90.0, "beta=0"), (0.5, 91.0, "beta=-0.6"), (2.0, 92.0, "beta=-0.2")]
+    assert plot_pareto(points, tmp_path / "p.png") == str(tmp_path / "p.png")
+    assert_png(tmp_path / "p.png")
+    with pytest.raises(ValueError, match="No points"):
+        plot_pareto([], tmp_path / "q.png")

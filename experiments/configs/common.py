@@ -15,6 +15,9 @@ def search_defaults() -> ml_collections.ConfigDict:
     c.batch_size = 64
     c.epochs = 50
     c.max_steps = 0  # stop early after this many steps (0: run all epochs)
+    c.epoch_steps = 0  # steps per epoch (0: one pass over the train half; fewer: short epochs)
+    # A staged search (jaxnas.engine.stages): empty for a search of one supernet.
+    c.stages = ml_collections.ConfigDict()
     c.aux_weight = 0.4  # loss weight of a search-time auxiliary head, if the space has one
     # Drop-path of the weight steps (DARTS space): this probability in the last epoch, rising
     # linearly from 0 as in DARTS's evaluation (0: none).

@@ -1,4 +1,5 @@
-"""Analysis of searches and their results: rank correlations and cell shape metrics."""
+"""Analysis of searches and their results: rank correlations, cell shape metrics, Pareto
+fronts."""
 
 from jaxnas.analysis.cells import (
     cell_depth,
@@ -8,6 +9,7 @@ from jaxnas.analysis.cells import (
     skip_count,
     skip_ratio,
 )
+from jaxnas.analysis.pareto import pareto_front
 from jaxnas.analysis.ranking import kendall_tau, stability_tau
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "l0_depth",
     "nb201_depth",
     "nb201_skip_count",
+    "pareto_front",
     "skip_count",
     "skip_ratio",
     "stability_tau",

@@ -26,12 +26,17 @@ from jaxnas.engine.evaluate import PathEvaluator
 from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import cosine_by_epoch, drop_path_by_epoch, weight_optimizer
+from jaxnas.engine.stages import check_shrinking, read_kept, shrink_stage, stage_plan, write_kept
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked, read_config
 from jaxnas.files import write_json
 from jaxnas.log import logger
-from jaxnas.spaces import get_space, init_variables, save_genotype
+from jaxnas.spaces import get_space, init_variables, load_genotype, save_genotype
 from jaxnas.spaces.paths import path_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
+from jaxnas.strategies.shrinking import single_op_genotype
+
+# Config fields added after the first searches were saved, with the value that means "off".
+ADDED_FIELDS = {"epoch_steps": 0, "stages": {}}
 
 _ADVICE = ("Lower the learning rates and resume from the last good checkpoint with "
            "--allow_config_change=optim_w.lr,optim_alpha.lr (and the new values), or check the "
@@ -71,7 +76,7 @@ def validate(config) -> None:
                                 "checkpoint_every", "keep_checkpoints")
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
                                    "optim_w.momentum", "optim_w.grad_clip", "cutout", "max_steps",
-                                   "eigenvalue_every", "drop_path", "num_classes")
+                                   "epoch_steps", "eigenvalue_every", "drop_path", "num_classes")
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
                          f"config.optim_w.lr ({config.optim_w.lr}).")
@@ -95,6 +100,8 @@ def build(config) -> SearchSetup:
                "val": BatchStream(val_idx, config.batch_size, config.seed + 1)}
     per_step = {"train": strategy.train_batches, "val": strategy.val_batches}
     steps_per_epoch = streams["train"].steps_per_epoch // per_step["train"]
+    if config.epoch_steps:  # short epochs, for quick runs
+        steps_per_epoch = min(steps_per_epoch, config.epoch_steps)
     if steps_per_epoch == 0:
         raise ValueError(f"One step needs {per_step['train']} train batches of "
                          f"{config.batch_size}, but the train half has only {len(train_idx)} "
@@ -124,6 +131,8 @@ def load_search(workdir: str):
         raise FileNotFoundError(f"{workdir!r} holds no search (no config.json); pass the "
                                 "--workdir of a search.")
     saved.pop("history", None)
+    for field, default in ADDED_FIELDS.items():  # a run saved before jaxnas had the field
+        saved.setdefault(field, default)
     config = ml_collections.ConfigDict(saved)
     setup = build(config)
     state = Checkpoints(workdir, config.keep_checkpoints).restore_latest(setup.initial_state())
@@ -133,17 +142,82 @@ def load_search(workdir: str):
 
 
 def search(config, workdir: str, allow_changes=()) -> SearchResult:
-    """Runs (or resumes) the search of ``config`` in ``workdir``. ``allow_changes``: config
-    fields that may differ from the workdir's saved config on resume (see
-    ``jaxnas.engine.workdir``). Everything is checked before anything is written."""
-    setup = build(config)
+    """Runs (or resumes) the search of ``config`` in ``workdir``: one supernet, or the stages of
+    ``config.stages`` (``jaxnas.engine.stages``). ``allow_changes``: config fields that may
+    differ from the workdir's saved config on resume (see ``jaxnas.engine.workdir``). Everything
+    is checked before anything is written."""
+    plan = stage_plan(config)
+    setup = build(plan.config(config, 0, None) if plan else config)
+    if plan:
+        check_shrinking(plan, setup.space.arch_shapes())
     mesh = data_mesh()
     check_batch_size(config.batch_size, mesh)
     lookup = open_lookup(config.nb201_table, setup.space)
     check_workdir(workdir)
     with locked(workdir):
         claim_workdir(workdir, config, allow_changes)
+        if plan:
+            return _run_stages(plan, config, workdir, mesh, allow_changes)
         return _run(setup, workdir, mesh, lookup)
+
+
+def _run_stages(plan, config, workdir, mesh, allow_changes) -> SearchResult:
+    """Runs the stages not yet over, each resumed from its own checkpoints, until the last or
+    until ``config.max_steps`` (all stages together) is spent; then writes the final genotype
+    (``stages.final``) to ``workdir``. Returns the last stage run's result, with the final
+    genotype and the steps of all stages."""
+    edge_ops, done, records, result = None, 0, [], None
+    # A stage's config has no `stages` field: changes to it are the top config's to allow.
+    stage_changes = [a for a in allow_changes if a.split(".")[0] != "stages"]
+    for k in range(plan.count):
+        stage_dir = os.path.join(workdir, f"stage{k}")
+        kept = read_kept(stage_dir)
+        if kept is None:
+            stage_config = plan.config(config, k, edge_ops)
+            if config.max_steps:
+                stage_config.max_steps = config.max_steps - done
+                if stage_config.max_steps <= 0:
+                    logger.info("max_steps (%d) is spent before stage %d; rerun with a larger "
+                                "one to continue.", config.max_steps, k + 1)
+                    return result or _stage_result(os.path.join(workdir, f"stage{k - 1}"), done)
+            setup = build(stage_config)
+            logger.info("Stage %d of %d in %s: %s.", k + 1, plan.count, stage_dir, ", ".join(
+                f"{shape[1]} {kind} operations per edge"
+                for kind, shape in setup.space.arch_shapes().items()))
+            claim_workdir(stage_dir, stage_config, stage_changes)
+            result = _run(setup, stage_dir, mesh, open_lookup(config.nb201_table, setup.space))
+            if result.steps < setup.problem.planned_steps:
+                logger.info("Stopped in stage %d after %d of its %d steps (max_steps); rerun "
+                            "to continue.", k + 1, result.steps, setup.problem.planned_steps)
+                return result
+            weights = jax.device_get(setup.strategy.arch_weights(result.state.arch))
+            write_kept(stage_dir, shrink_stage(plan, k, setup.space.cell_ops(), weights),
+                       result.steps, result.genotype)
+            kept = read_kept(stage_dir)
+        edge_ops, done = kept["kept"], done + kept["steps"]
+        records.append({"stage": k, "steps": kept["steps"], "genotype": kept["genotype"],
+                        "kept": {kind: [list(ops) for ops in per_edge]
+                                 for kind, per_edge in edge_ops.items()}})
+    last = os.path.join(workdir, f"stage{plan.count - 1}")
+    result = result or _stage_result(last, done)  # every stage was over already
+    if plan.final == "single":
+        space = get_space(**plan.config(config, 0, None).space.to_dict())
+        genotype = single_op_genotype(edge_ops, space.edge_list)
+    else:
+        genotype = load_genotype(os.path.join(last, "genotype.json"))
+    save_genotype(genotype, os.path.join(workdir, "genotype.json"),
+                  strategy=config.strategy.name, step=done, stages=records)
+    viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
+    logger.info("Derived genotype after %d stages: %s (written to %s).", plan.count, genotype,
+                os.path.join(workdir, "genotype.json"))
+    print(f"genotype: {genotype}")
+    return dataclasses.replace(result, genotype=genotype, steps=done)
+
+
+def _stage_result(stage_dir: str, steps: int) -> SearchResult:
+    """The result of a stage that ran in an earlier invocation, from its workdir."""
+    return SearchResult(load_genotype(os.path.join(stage_dir, "genotype.json")),
+                        load_search(stage_dir)[1], steps, {})
 
 
 def _run(setup, workdir, mesh, lookup) -> SearchResult:
@@ -270,7 +344,8 @@ def finish(workdir, setup, state, lookup, steps):
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     history = viz.load_arch_weight_history(metrics_path)
     if history:
-        viz.plot_arch_weights(history, os.path.join(workdir, "arch_weights.png"), space.ops)
+        viz.plot_arch_weights(history, os.path.join(workdir, "arch_weights.png"),
+                              space.cell_ops())
     strategy.write_figures(metrics_path, workdir)
     logger.info("Derived genotype: %s (written to %s).", genotype,
                 os.path.join(workdir, "genotype.json"))

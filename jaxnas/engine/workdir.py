@@ -134,7 +134,9 @@ def claim_workdir(workdir: str, config, allow_changes=()) -> None:
         write_json(path, current, sort_keys=True)
         return
     old = _flat(saved)
-    diff = sorted(k for k in set(old) | set(fields) if old.get(k) != fields.get(k))
+    # A field the saved config lacks, at its "off" value, is one added to jaxnas since: no change.
+    diff = sorted(k for k in set(old) | set(fields) if old.get(k) != fields.get(k)
+                  and (k in old or fields[k] not in (0, "", None, False, {})))
     if not diff:
         return
     details = "; ".join(f"{k}: {old.get(k)!r} -> {fields.get(k)!r}" for k in diff)

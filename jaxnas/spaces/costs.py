@@ -65,8 +65,17 @@ def cost_tables(space: DartsSpace | NB201Space, num_classes: int,
                 image_shape: Sequence[int] = (32, 32, 3),
                 dtype=jnp.float32) -> dict[str, CostTable]:
     """``{"params": CostTable, "macs": CostTable}`` of the evaluation networks of ``space``'s
-    paths (``space.network``, ``space.ops`` indexed by the paths) on ``image_shape`` [H, W, C]
-    images; ``edges[kind]`` has shape ``space.arch_shapes()[kind]``."""
+    paths (``space.network``; a path indexes each edge's candidates, ``space.ops``, or
+    ``space.cell_ops()`` in a DARTS space with per-cell or per-edge candidates) on
+    ``image_shape`` [H, W, C] images; ``edges[kind]`` has shape
+    ``space.arch_shapes()[kind]``."""
+    if isinstance(space, DartsSpace) and not space.uniform:
+        cell_ops = space.cell_ops()
+        names = tuple(dict.fromkeys(op for per_edge in cell_ops.values()
+                                    for ops in per_edge for op in ops))
+        full = dataclasses.replace(space, ops=names, reduce_ops=(), edge_ops=())
+        return {name: restrict(table, names, cell_ops)
+                for name, table in cost_tables(full, num_classes, image_shape, dtype).items()}
     x_shape = (1,) + tuple(image_shape)
     base = module_cost(space.network(_empty_genotype(space), num_classes), x_shape, train=False)
     tables = {kind: np.zeros((2,) + shape, np.int64)

@@ -35,15 +35,6 @@ class CellSpec:
     single_path: bool = False
 
 
-def supernet_cell(ops: tuple[str, ...] = DARTS_OPS,
-                  edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
-                  node_bn: bool = False, single_path: bool = False) -> CellSpec:
-    """Every edge of ``edges`` (default: all 14) a mixed operation over ``ops``."""
-    check_op_names(ops)
-    return CellSpec(tuple((src, dst, tuple(ops)) for src, dst in edges), mixed=True,
-                    node_bn=node_bn, single_path=single_path)
-
-
 def genotype_cell(genotype: DartsGenotype, cell: str) -> CellSpec:
     """The discrete cell ``cell`` ("normal" or "reduce") of ``genotype``; ``none`` genes removed."""
     concat = genotype.normal_concat if cell == "normal" else genotype.reduce_concat
@@ -163,15 +154,24 @@ def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    ops: tuple[str, ...] = DARTS_OPS,
                    edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
                    auxiliary: bool = False, node_bn: bool = False,
-                   drop_path: bool = False, single_path: bool = False) -> DartsNetwork:
+                   drop_path: bool = False, single_path: bool = False,
+                   cell_ops: dict | None = None) -> DartsNetwork:
     """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling
     (``node_bn``: also after each node's sum; ``drop_path``: on every operation but the
     identity, as in DARTS's evaluation network; ``single_path``: every edge computes only its
     chosen operation, arch weights ``{"normal": [E], "reduce": [E]}`` operation indices or
-    one-hot / straight-through [E, K])."""
-    cell = supernet_cell(ops, edges, node_bn, single_path)
-    return DartsNetwork(cell, cell, C, layers, num_classes, affine=False, pool_bn=True,
-                        auxiliary=auxiliary, drop_path=drop_path)
+    one-hot / straight-through [E, K]). ``cell_ops`` ``{kind: ((op, ...) per edge)}`` gives
+    every edge of each kind its own candidates in place of ``ops``."""
+    cells = {}
+    for kind in ("normal", "reduce"):
+        per_edge = cell_ops[kind] if cell_ops else (tuple(ops),) * len(edges)
+        for names in per_edge:
+            check_op_names(names)
+        cells[kind] = CellSpec(tuple((src, dst, tuple(names))
+                                     for (src, dst), names in zip(edges, per_edge, strict=True)),
+                               mixed=True, node_bn=node_bn, single_path=single_path)
+    return DartsNetwork(cells["normal"], cells["reduce"], C, layers, num_classes, affine=False,
+                        pool_bn=True, auxiliary=auxiliary, drop_path=drop_path)
 
 
 def darts_network(genotype: DartsGenotype, C: int = 36, layers: int = 20, num_classes: int = 10,

@@ -267,31 +267,46 @@ def derive_nb201(weights: np.ndarray, ops: Sequence[str] = NB201_OPS) -> NB201Ge
     return NB201Genotype(tuple(ops[i] for i in weights.argmax(axis=-1)))
 
 
-def derive_darts_cell(weights: np.ndarray, ops: Sequence[str] = DARTS_OPS,
+def derive_darts_cell(weights: np.ndarray, ops: Sequence[str] | Sequence[Sequence[str]] = DARTS_OPS,
                       edges: Sequence[tuple[int, int]] = DARTS_EDGES,
                       inputs_per_node: int | None = 2) -> tuple[Gene, ...]:
     """DARTS's discretization of one cell.
 
-    ``weights``: [len(edges), len(ops)] per-edge operation weights (after activation). Each edge
-    keeps its strongest operation other than ``none``; each node keeps its ``inputs_per_node``
-    edges whose kept operation is strongest (all edges when None, as for fixed-edge cells).
-    Returns ``(op, input)`` pairs in node order when every node keeps two edges, else
-    ``(op, input, node)`` triples.
+    ``weights``: [len(edges), K] per-edge operation weights (after activation); ``ops``: the K
+    operation names of every edge, or one tuple of K names per edge (a shrunk stage's cell).
+    Each edge keeps its strongest operation other than ``none``; each node keeps its
+    ``inputs_per_node`` edges whose kept operation is strongest (all edges when None, as for
+    fixed-edge cells); an edge left with ``none`` alone is never kept. Returns ``(op, input)``
+    pairs in node order when every node keeps two edges, else ``(op, input, node)`` triples.
     """
     weights = np.asarray(weights)
-    if weights.shape != (len(edges), len(ops)):
-        raise ValueError(f"DARTS cell weights must have shape {(len(edges), len(ops))}, "
+    per_edge = _per_edge_ops(ops, len(edges))
+    if weights.shape != (len(edges), len(per_edge[0])):
+        raise ValueError(f"DARTS cell weights must have shape {(len(edges), len(per_edge[0]))}, "
                          f"got {weights.shape}.")
-    candidates = [i for i, op in enumerate(ops) if op != "none"]
-    if not candidates:
+    best_op = []
+    for w, names in zip(weights, per_edge):
+        candidates = [i for i, op in enumerate(names) if op != "none"]
+        best_op.append(candidates[int(np.argmax(w[candidates]))] if candidates else None)
+    if all(k is None for k in best_op):
         raise ValueError(f"Cannot derive a DARTS cell from operations {tuple(ops)}: all are 'none'.")
-    best_op = [candidates[int(np.argmax(w[candidates]))] for w in weights]
     genes = []
     for dst in sorted({d for _, d in edges}):
-        incoming = [e for e, (_, d) in enumerate(edges) if d == dst]
+        incoming = [e for e, (_, d) in enumerate(edges) if d == dst and best_op[e] is not None]
         # Stable sort by decreasing strength: ties keep edge order, as in DARTS.
         kept = sorted(incoming, key=lambda e: -weights[e, best_op[e]])[:inputs_per_node]
-        genes.extend((ops[best_op[e]], edges[e][0], dst) for e in kept)
+        genes.extend((per_edge[e][best_op[e]], edges[e][0], dst) for e in kept)
     if all(dst == 2 + i // 2 for i, (_, _, dst) in enumerate(genes)):
         return tuple(gene[:2] for gene in genes)
     return tuple(genes)
+
+
+def _per_edge_ops(ops, num_edges: int) -> tuple[tuple[str, ...], ...]:
+    """``ops`` (K names, or one tuple of K names per edge) as one tuple per edge."""
+    if ops and not isinstance(ops[0], str):
+        per_edge = tuple(tuple(names) for names in ops)
+        if len(per_edge) != num_edges or len({len(names) for names in per_edge}) != 1:
+            raise ValueError(f"Per-edge operations need one tuple of the same length per edge "
+                             f"({num_edges} edges); got lengths {[len(n) for n in per_edge]}.")
+        return per_edge
+    return (tuple(ops),) * num_edges

@@ -44,6 +44,12 @@ DARTS_OPS = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
+# TND-NAS's candidates in its printed order (spec 000, section 3): every convolution for the
+# normal cell, no convolution for the reduction cell.
+TND_NORMAL_OPS = ("none", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7",
+                  "dil_conv_3x3", "dil_conv_5x5", "conv_1x1", "conv_3x3", "conv_3x1_1x3")
+TND_REDUCE_OPS = ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "max_pool_5x5",
+                  "max_pool_7x7")
 
 
 def batch_norm(train: bool, affine: bool, name: str | None = None) -> nn.BatchNorm:

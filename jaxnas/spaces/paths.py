@@ -63,6 +63,10 @@ def _cells(space) -> dict[str, _Cell]:
         return {"cell": _Cell(tuple(d for _, d in NB201_EDGES), None, tuple(range(len(ops))),
                               None)}
     if isinstance(space, DartsSpace):
+        if not space.uniform:
+            raise ValueError("Single paths need the same candidates on every edge of a DARTS "
+                             "space; this one has space.reduce_ops or space.edge_ops. Leave them "
+                             "empty for a single-path search.")
         choices = tuple(i for i, op in enumerate(ops) if op != "none")
         if not choices:
             raise ValueError(f"space.ops={ops} has no operation other than 'none'; a DARTS path "

@@ -21,16 +21,18 @@ def project_cell(weights, edges: Sequence[tuple[int, int]], allowed: Sequence[bo
 
     Args:
       edges: the ``(src, dst)`` of the E edges, each node's incoming edges in source order.
-      allowed: K flags, False for operations never chosen (``none``).
+      allowed: K flags, False for operations never chosen (``none``), or [E, K] flags per edge
+        (a cell whose edges hold different operations).
       keep: edges kept per node; None keeps every edge (one operation each).
     """
     weights = jax.lax.stop_gradient(jnp.asarray(weights))
     allowed = np.asarray(allowed, bool)
-    if weights.shape != (len(edges), len(allowed)):
-        raise ValueError(f"weights must have shape {(len(edges), len(allowed))}, got "
-                         f"{weights.shape}.")
-    if not allowed.any():
-        raise ValueError("No operation may be chosen: every operation is excluded.")
+    if weights.shape != (len(edges), allowed.shape[-1]) or allowed.shape[:-1] not in (
+            (), (len(edges),)):
+        raise ValueError(f"weights must have shape {(len(edges), allowed.shape[-1])} and allowed "
+                         f"[K] or [E, K]; got weights {weights.shape}, allowed {allowed.shape}.")
+    if not allowed.any(axis=-1).all():
+        raise ValueError("No operation may be chosen on some edge: every operation is excluded.")
     masked = jnp.where(allowed, weights, -jnp.inf)
     best = jnp.argmax(masked, axis=-1)
     selected = jnp.zeros(len(edges), bool)
@@ -42,4 +44,4 @@ def project_cell(weights, edges: Sequence[tuple[int, int]], allowed: Sequence[bo
             strength = jnp.max(masked[incoming], axis=-1)
             chosen = jnp.asarray(incoming)[jnp.argsort(-strength, stable=True)[:keep]]
         selected = selected.at[chosen].set(True)
-    return jax.nn.one_hot(best, len(allowed), dtype=weights.dtype) * selected[:, None]
+    return jax.nn.one_hot(best, allowed.shape[-1], dtype=weights.dtype) * selected[:, None]

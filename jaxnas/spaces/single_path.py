@@ -18,6 +18,9 @@ from jaxnas.spaces.cells import edge_name
 def op_owners(space, params) -> dict:
     """A tree like ``params`` whose leaves are ``(key, edge, op)`` index triples or None (host
     side, static: computed from the parameter paths ``<cell>/.../edge_{dst}_{src}/<op>/...``)."""
+    if not getattr(space, "uniform", True):
+        raise ValueError("A single-path weight step needs the same candidates on every edge; "
+                         "this DARTS space has space.reduce_ops or space.edge_ops.")
     edge_index = {edge_name(src, dst): e for e, (src, dst) in enumerate(space.edge_list)}
     op_index = {name: k for k, name in enumerate(space.ops)}
 

@@ -38,6 +38,10 @@ class NB201Space:
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return {"cell": (len(NB201_EDGES), len(self.ops))}
 
+    def cell_ops(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        """``{"cell": ((op, ...) per edge)}``: ``ops`` on every edge."""
+        return {"cell": (tuple(self.ops),) * len(NB201_EDGES)}
+
     def supernet(self, num_classes: int, drop_path: bool = False, single_path: bool = False):
         """The supernet; ``single_path``: each edge computes only its chosen operation."""
         if drop_path:
@@ -73,7 +77,13 @@ class DartsSpace:
     """The DARTS CNN space: ``layers`` cells, ``C`` initial channels; ``edges`` "all" (14 per
     cell, two kept per node) or "fixed" (Amended-DARTS's 8 fixed edges, all kept); ``node_bn``
     adds a non-affine batch norm after each node's sum in the supernet (constrained DARTS's
-    CRB)."""
+    CRB).
+
+    The candidates: ``ops`` on every edge, or on the normal cell's edges when ``reduce_ops``
+    names the reduction cell's (TND-NAS); ``edge_ops`` ``{kind: ((op, ...) per edge)}``, the
+    same number on every edge of a kind, gives each edge its own (a shrunk stage of a staged
+    search) and overrides both. ``cell_ops()`` is what the supernet holds; paths and
+    architecture weights index each edge's own tuple."""
 
     C: int = 16
     layers: int = 8
@@ -81,6 +91,8 @@ class DartsSpace:
     edges: str = "all"
     auxiliary: bool = False
     node_bn: bool = False
+    reduce_ops: tuple[str, ...] = ()
+    edge_ops: tuple = ()  # (("normal", per-edge tuples), ("reduce", ...)); a mapping is accepted
 
     name = "darts"
 
@@ -92,21 +104,38 @@ class DartsSpace:
         if self.edges not in ("all", "fixed"):
             raise ValueError(f"space.edges must be 'all' or 'fixed', got {self.edges!r}.")
         check_op_names(self.ops)
+        object.__setattr__(self, "reduce_ops", tuple(self.reduce_ops))
+        check_op_names(self.reduce_ops)
+        object.__setattr__(self, "edge_ops", _frozen_edge_ops(self.edge_ops, len(self.edge_list)))
 
     @property
     def edge_list(self) -> tuple[tuple[int, int], ...]:
         return DARTS_EDGES if self.edges == "all" else FIXED_EDGES
 
+    @property
+    def uniform(self) -> bool:
+        """Whether every edge of both cells holds ``ops`` (no ``reduce_ops`` or ``edge_ops``)."""
+        return not (self.reduce_ops or self.edge_ops)
+
+    def cell_ops(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        """``{kind: ((op, ...) per edge)}``: the candidates of every edge of each cell kind."""
+        if self.edge_ops:
+            return dict(self.edge_ops)
+        num = len(self.edge_list)
+        return {"normal": (tuple(self.ops),) * num,
+                "reduce": (tuple(self.reduce_ops or self.ops),) * num}
+
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
-        shape = (len(self.edge_list), len(self.ops))
-        return {"normal": shape, "reduce": shape}
+        return {kind: (len(per_edge), len(per_edge[0]))
+                for kind, per_edge in self.cell_ops().items()}
 
     def supernet(self, num_classes: int, drop_path: bool = False, single_path: bool = False):
         """The supernet; ``drop_path``: with drop-path on every operation but the identity
         (called with ``drop_path_rate`` and a ``"dropout"`` rng); ``single_path``: each edge
         computes only its chosen operation."""
         return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
-                                    self.auxiliary, self.node_bn, drop_path, single_path)
+                                    self.auxiliary, self.node_bn, drop_path, single_path,
+                                    None if self.uniform else self.cell_ops())
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key ("normal" or "reduce") of the supernet's top-level module
@@ -121,7 +150,8 @@ class DartsSpace:
         return 2 if self.edges == "all" else None
 
     def derive(self, arch_weights: dict) -> DartsGenotype:
-        cells = {kind: derive_darts_cell(np.asarray(arch_weights[kind]), self.ops,
+        cell_ops = self.cell_ops()
+        cells = {kind: derive_darts_cell(np.asarray(arch_weights[kind]), cell_ops[kind],
                                          self.edge_list, self.inputs_per_node)
                  for kind in ("normal", "reduce")}
         concat = (2, 3, 4, 5)
@@ -130,9 +160,10 @@ class DartsSpace:
     def project(self, arch_weights: dict) -> dict:
         """Pi_S: per node the two strongest edges from distinct sources, one operation other
         than ``none`` each (all edges of the fixed-edge cell); jit-able."""
-        return {kind: project_cell(arch_weights[kind], self.edge_list, _allowed(self.ops),
+        return {kind: project_cell(arch_weights[kind], self.edge_list,
+                                   np.array([_allowed(names) for names in per_edge]),
                                    self.inputs_per_node)
-                for kind in ("normal", "reduce")}
+                for kind, per_edge in self.cell_ops().items()}
 
     def network(self, genotype: DartsGenotype, num_classes: int, **options):
         return darts.darts_network(genotype, options.pop("C", self.C),
@@ -154,6 +185,30 @@ def get_space(name: str, **options):
     if "ops" in options:
         options["ops"] = tuple(options["ops"])
     return SPACES[name](**options)
+
+
+def _frozen_edge_ops(edge_ops, num_edges: int) -> tuple:
+    """``edge_ops`` (a mapping or pairs ``{kind: per-edge op lists}``, or empty) as sorted,
+    hashable ``((kind, ((op, ...), ...)), ...)``; a ValueError unless both cell kinds give
+    ``num_edges`` known, non-empty tuples of one length."""
+    if not edge_ops:
+        return ()
+    pairs = dict(edge_ops.items() if hasattr(edge_ops, "items") else edge_ops)
+    if set(pairs) != {"normal", "reduce"}:
+        raise ValueError(f"space.edge_ops needs the cell kinds 'normal' and 'reduce', got "
+                         f"{sorted(pairs)}.")
+    frozen = []
+    for kind in ("normal", "reduce"):
+        per_edge = tuple(tuple(names) for names in pairs[kind])
+        lengths = [len(names) for names in per_edge]
+        if len(per_edge) != num_edges or len(set(lengths)) != 1 or not lengths[0]:
+            raise ValueError(f"space.edge_ops[{kind!r}] needs {num_edges} edges holding the same "
+                             f"number (>= 1) of operations, got {len(per_edge)} edges holding "
+                             f"{lengths}.")
+        for names in per_edge:
+            check_op_names(names)
+        frozen.append((kind, per_edge))
+    return tuple(frozen)
 
 
 def _allowed(ops) -> tuple[bool, ...]:

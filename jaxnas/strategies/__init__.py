@@ -3,7 +3,8 @@
 ``get_strategy(name, space, optim_alpha, **options)`` builds one from a config
 (``config.strategy``, ``config.optim_alpha``); ``registry`` lists them. ``BilevelSearch`` is the
 DARTS family with pluggable relaxation, hypergradient, update rule and schedule;
-``SinglePathSearch`` the single-path family (RandomNAS, GDAS, NSAS, EN²AS).
+``SinglePathSearch`` the single-path family (RandomNAS, GDAS, NSAS, EN²AS); ``TNDSearch``
+REINFORCE on non-differentiable rewards (TND-NAS).
 """
 
 from jaxnas.strategies.balenas import BaLeNASSearch, select_from_posterior
@@ -21,3 +22,4 @@ from jaxnas.strategies.relaxations import (ClippedReLU, HardConcreteDepth, Softm
                                            gumbel_straight_through)
 from jaxnas.strategies.schedules import FIMT, Alternating, Constant, split_fraction
 from jaxnas.strategies.single_path import SinglePathSearch
+from jaxnas.strategies.tnd import TNDSearch

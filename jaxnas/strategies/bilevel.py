@@ -14,6 +14,8 @@ The pieces:
 - ``rule``: the update rule; it receives the extra arguments ``progress`` (fraction of the planned
   search) and ``curvature`` (the mean of the squared per-sample hypergradients).
 - ``schedule`` (``schedules``): weight steps per step, order, and the run-time decision to move.
+- ``warmup_epochs``: epochs of weight steps alone before the architecture first moves
+  (P-DARTS's 10 of 25 per stage).
 
 DARTS (Liu et al. 2019), DARTS second order, iDARTS (Zhang thesis Algorithm 6) and
 Amended-DARTS (Bi et al.) are instances (``registry``); constrained DARTS and BaLeNAS extend it.
@@ -75,6 +77,7 @@ class BilevelSearch(Strategy):
     num_samples: int = 1
     hessian_weight_decay: float = 0.0
     virtual_step: str = "sgd"
+    warmup_epochs: int = 0
 
     differentiable = True
 
@@ -88,6 +91,10 @@ class BilevelSearch(Strategy):
         if self.virtual_step not in VIRTUAL_STEPS:
             raise ValueError(f"virtual_step must be one of {', '.join(map(repr, VIRTUAL_STEPS))}, "
                              f"got {self.virtual_step!r}.")
+        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) \
+                or self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be an integer >= 0 (epochs of weight steps "
+                             f"before the architecture moves), got {self.warmup_epochs!r}.")
         object.__setattr__(self, "rule", optax.with_extra_args_support(self.rule))
 
     @property
@@ -122,6 +129,8 @@ class BilevelSearch(Strategy):
                batches["val"]["label"][0])
         lr = problem.weight_lr(state.opt_w)
         move, schedule = self.schedule.decide(state.arch.schedule, state.step)
+        if self.warmup_epochs:
+            move = move & (problem.epoch(state.step) >= self.warmup_epochs)
         state = state.replace(arch=state.arch._replace(schedule=schedule))
         first = self.schedule.alpha_first
         train = (xs[0], ys[0]) if first else (xs[-1], ys[-1])
@@ -153,7 +162,7 @@ class BilevelSearch(Strategy):
                        result.grad_sqnorm)
 
     def _maybe_move(self, move, state, train, val, lr, problem):
-        if not self.schedule.dynamic:
+        if not (self.schedule.dynamic or self.warmup_epochs):
             return state.replace(arch=self._move(state, train, val, lr, problem))
         arch = jax.lax.cond(move, lambda: self._move(state, train, val, lr, problem),
                             lambda: state.arch)

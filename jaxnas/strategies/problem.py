@@ -98,11 +98,14 @@ class SearchProblem:
         """The fraction of the planned search done before ``step``, in [0, 1]."""
         return jnp.minimum(step / self.planned_steps, 1.0)
 
+    def epoch(self, step):
+        """The epoch ``step`` is in (0-based; the last epoch's for steps beyond the plan)."""
+        return jnp.minimum(step // max(self.planned_steps // self.epochs, 1), self.epochs - 1)
+
     def epoch_progress(self, step):
         """The epoch of ``step`` over the last epoch, ``e / (epochs - 1)`` in [0, 1] (0 with one
         epoch): the clock of a schedule that changes once per epoch."""
-        epoch = jnp.minimum(step // max(self.planned_steps // self.epochs, 1), self.epochs - 1)
-        return epoch / max(self.epochs - 1, 1)
+        return self.epoch(step) / max(self.epochs - 1, 1)
 
     def loss(self, params, batch_stats, arch_weights, x, y, dropout=None):
         """Cross-entropy of the supernet in training mode on float images x [B, H, W, C] and

@@ -13,6 +13,7 @@
 | ``gdas`` | GDAS | 1 single-path weight step on a Gumbel path, then alpha through a second sample (``gdas``) |
 | ``nsas`` | NSAS on RandomNAS or GDAS | the base step with Eq. 3.6's constraint paths in the weight loss (``nsas``) |
 | ``en2as`` | EN²AS | 1 single-path weight step on a random (warm-up) or novelty-ES path; selection at the end (``en2as``) |
+| ``tnd`` | TND-NAS | REINFORCE on M sampled paths' rewards (after the warm-up epochs), then 1 weight step (``tnd``); staged by ``config.stages`` |
 """
 
 import inspect
@@ -26,14 +27,15 @@ from jaxnas.strategies.nsas import nsas
 from jaxnas.strategies.options import hypergradient_method, update_rule
 from jaxnas.strategies.randomnas import randomnas
 from jaxnas.strategies.schedules import Alternating
+from jaxnas.strategies.tnd import tnd
 
 _ADAM = ("adam",)
 
 
-def _darts(space, optim_alpha=None, alpha_first: bool = True):
+def _darts(space, optim_alpha=None, alpha_first: bool = True, warmup_epochs: int = 0):
     del space
     return BilevelSearch(hypergradient_method(None), update_rule(optim_alpha, _ADAM), "darts",
-                         schedule=_order(alpha_first))
+                         schedule=_order(alpha_first), warmup_epochs=warmup_epochs)
 
 
 def _darts2(space, optim_alpha=None, hvp: str = "exact", eps: float = 0.01,
@@ -73,7 +75,7 @@ def _order(alpha_first) -> Alternating:
 
 STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended,
               "constrained": constrained, "balenas": balenas, "randomnas": randomnas,
-              "gdas": gdas, "nsas": nsas, "en2as": en2as}
+              "gdas": gdas, "nsas": nsas, "en2as": en2as, "tnd": tnd}
 
 
 def register_strategy(name: str, factory) -> None:

@@ -17,12 +17,13 @@ import numpy as np
 from jaxnas.spaces.genotypes import DARTS_EDGES, DartsGenotype
 
 
-def op_counts(num_ops: Mapping[str, int], drops: Mapping[str, Sequence[int]]
-              ) -> dict[str, tuple[int, ...]]:
+def op_counts(num_ops: Mapping[str, int], drops: Mapping[str, Sequence[int]],
+              to_one: bool = True) -> dict[str, tuple[int, ...]]:
     """The operations per edge of each kind at the start of every stage and after the last:
     ``op_counts({"normal": 10, "reduce": 6}, {"normal": (4, 3, 2), "reduce": (2, 2, 1)})`` is
     ``{"normal": (10, 6, 3, 1), "reduce": (6, 4, 2, 1)}``. A ValueError unless every kind has the
-    same number of stages, keeps at least one operation per stage and ends with exactly one."""
+    same number of stages, keeps at least one operation per stage and (``to_one``) ends with
+    exactly one."""
     if set(num_ops) != set(drops):
         raise ValueError(f"The cell kinds of the operation counts {sorted(num_ops)} and of the "
                          f"drop counts {sorted(drops)} differ.")
@@ -35,7 +36,7 @@ def op_counts(num_ops: Mapping[str, int], drops: Mapping[str, Sequence[int]]
         for stage, n in enumerate(drops[kind]):
             _check_drop(kind, n, counts[kind][-1], f"stage {stage}")
             counts[kind] += (counts[kind][-1] - n,)
-        if counts[kind][-1] != 1:
+        if to_one and counts[kind][-1] != 1:
             raise ValueError(
                 f"The {kind} cell's drops {tuple(drops[kind])} take its {num_ops[kind]} "
                 f"operations to {counts[kind][-1]} per edge, not 1; the drops of a kind must sum "

@@ -8,10 +8,11 @@ killed run.
 
 import math
 import os
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from jaxnas.analysis.pareto import pareto_front
 from jaxnas.files import read_jsonl
 from jaxnas.spaces.genotypes import DARTS_EDGES, NB201_EDGES
 from jaxnas.viz.cells import new_figure, node_label, op_color, save_figure
@@ -72,14 +73,15 @@ def _keyed_path(path: str, key: str) -> str:
 
 
 def plot_arch_weights(history: Sequence[tuple[int, Mapping[str, np.ndarray]]],
-                      path: str | os.PathLike, ops: Sequence[str],
+                      path: str | os.PathLike, ops: Sequence[str] | Mapping[str, Sequence],
                       edge_names: Sequence[str] | None = None,
                       title: str | None = None) -> list[str]:
     """Plots architecture weights over a search: one subplot per edge, one line per op.
 
     ``history``: ``[(step, {key: weights [E, K]}), ...]`` with keys such as "cell", "normal",
     "reduce" and weights after the strategy's activation (in [0, 1]); ``ops``: the K operation
-    names; ``edge_names``: E subplot titles (default: the edges of the NB201 or DARTS cell when E
+    names, or ``{key: ((op, ...) per edge)}`` when edges hold different ones (a staged search's
+    ``space.cell_ops()``); ``edge_names``: E subplot titles (default: the edges of the NB201 or DARTS cell when E
     matches, else ``edge i``). Writes one figure per key: ``path`` itself for a single key, else
     ``path`` with ``_key`` before the extension. Returns the paths written.
     """
@@ -99,9 +101,13 @@ def plot_arch_weights(history: Sequence[tuple[int, Mapping[str, np.ndarray]]],
                 f"Every history entry needs the keys {keys}; one lacks {key!r}.") from None
         except ValueError as e:
             raise ValueError(f"The {key!r} weights change shape during the history: {e}.") from None
-        if series.ndim != 3 or series.shape[2] != len(ops):
+        edge_ops = ([tuple(names) for names in ops[key]] if isinstance(ops, Mapping)
+                    else [tuple(ops)] * series.shape[1])
+        num_ops = len(edge_ops[0]) if edge_ops else 0
+        if series.ndim != 3 or series.shape[1:] != (len(edge_ops), num_ops):
             raise ValueError(f"The {key!r} weights have shape {series.shape[1:]}; expected "
-                             f"[edges, {len(ops)}] to match the {len(ops)} ops {tuple(ops)}.")
+                             f"[{len(edge_ops)}, {num_ops}] to match the operations "
+                             f"{edge_ops[0] if edge_ops else ()} of each edge.")
         finite = series[np.isfinite(series)]
         if finite.size and (finite.min() < -1e-6 or finite.max() > 1 + 1e-6):
             raise ValueError(
@@ -115,15 +121,17 @@ def plot_arch_weights(history: Sequence[tuple[int, Mapping[str, np.ndarray]]],
         if len(keys) > 1 or title is None:
             heading = f"{heading} ({key})"
         out = path if len(keys) == 1 else _keyed_path(path, key)
-        _plot_weight_grid(steps, series, ops, names, heading, out)
+        _plot_weight_grid(steps, series, edge_ops, names, heading, out)
         written.append(out)
     return written
 
 
-def _plot_weight_grid(steps, series, ops, names, heading, path):
-    """series: [T, E, K] weights at ``steps`` [T]. A fixed layout in inches (constrained layout
-    costs a second per figure of this many subplots)."""
+def _plot_weight_grid(steps, series, edge_ops, names, heading, path):
+    """series: [T, E, K] weights at ``steps`` [T]; ``edge_ops``: the K operation names of each
+    edge. A fixed layout in inches (constrained layout costs a second per figure of this many
+    subplots)."""
     num_edges = series.shape[1]
+    ops = tuple(dict.fromkeys(op for names in edge_ops for op in names))  # the legend's
     cols = math.ceil(math.sqrt(num_edges))
     rows = math.ceil(num_edges / cols)
     legend_rows = math.ceil(len(ops) / _LEGEND_COLUMNS)
@@ -137,7 +145,7 @@ def _plot_weight_grid(steps, series, ops, names, heading, path):
         for e in range(num_edges):
             ax = fig.add_subplot(rows, cols, e + 1, sharex=axes[0] if axes else None,
                                  sharey=axes[0] if axes else None)
-            for k, op in enumerate(ops):
+            for k, op in enumerate(edge_ops[e]):
                 ax.plot(steps, series[:, e, k], color=op_color(op), lw=1.6, marker=marker,
                         ms=4, ls="--" if op == "none" else "-", label=op)
             ax.set_title(names[e], fontsize=10)
@@ -151,7 +159,11 @@ def _plot_weight_grid(steps, series, ops, names, heading, path):
                 ax.set_ylabel("weight", fontsize=9)
             axes.append(ax)
         fig.suptitle(heading, fontsize=12, fontweight="bold", y=1 - 0.12 / height, va="top")
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center",
+        handles = {}
+        for ax in axes:  # every operation once, whichever edges hold it
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        fig.legend([handles[op] for op in ops], ops, loc="lower center",
                    ncols=min(len(ops), _LEGEND_COLUMNS), fontsize=9, frameon=False)
         save_figure(fig, path)
 
@@ -170,16 +182,17 @@ def _is_number(value) -> bool:
 
 
 def plot_training_curves(metrics_jsonl_path: str | os.PathLike, path: str | os.PathLike,
-                         keys: Sequence[str] | None = None) -> str:
+                         keys: Sequence[str] | None = None,
+                         keep: Callable[[dict], bool] | None = None) -> str:
     """Plots a run's numeric metrics against the step, from its ``metrics.jsonl``.
 
     One subplot for the losses (every metric named ``*loss*``), one for the accuracies
     (``*acc*``), one for each other metric (``lr``...). ``keys`` picks the metrics (default: every
-    numeric one). Records lacking a metric leave a gap; non-numeric fields are ignored. Returns
-    ``path``.
+    numeric one), ``keep`` the records (default: all). Records lacking a metric leave a gap;
+    non-numeric fields are ignored. Returns ``path``.
     """
     source = os.fspath(metrics_jsonl_path)
-    records = _read_records(source)
+    records = [r for r in _read_records(source) if keep is None or keep(r)]
     available = list(dict.fromkeys(k for r in records for k, v in r.items()
                                    if k != "step" and _is_number(v)))
     if not available:
@@ -256,4 +269,31 @@ def plot_alpha_schedule(metrics_jsonl_path: str | os.PathLike, path: str | os.Pa
         ax.set_xlabel("step", fontsize=9)
         ax.grid(alpha=0.3)
         fig.suptitle("when the architecture moved", fontsize=12, fontweight="bold")
+        return save_figure(fig, path)
+
+
+def plot_pareto(points: Sequence[tuple[float, float, str]], path: str | os.PathLike,
+                xlabel: str = "parameters (M)", ylabel: str = "accuracy (%)",
+                title: str = "accuracy against parameters") -> str:
+    """A scatter of ``(cost, score, label)`` points (one per run) with their Pareto front (lower
+    cost, higher score) drawn as a step line and its points ringed. Returns ``path``."""
+    if not points:
+        raise ValueError("No points to plot; give one (cost, score, label) per run.")
+    costs, scores, labels = zip(*points)
+    front = pareto_front(costs, scores)
+    with new_figure(figsize=(6.5, 4.5), layout="constrained") as fig:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.scatter(costs, scores, color="tab:blue", zorder=3)
+        for cost, score, label in points:
+            ax.annotate(label, (cost, score), textcoords="offset points", xytext=(5, 4),
+                        fontsize=8)
+        ax.step([costs[i] for i in front], [scores[i] for i in front], where="post",
+                color="tab:red", lw=1.4, label="Pareto front")
+        ax.scatter([costs[i] for i in front], [scores[i] for i in front], s=120,
+                   facecolors="none", edgecolors="tab:red", zorder=4)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_title(title, fontsize=11)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
         return save_figure(fig, path)
