@@ -137,3 +137,13 @@ def test_the_rewards_figure_starts_at_the_first_architecture_step(tmp_path):
     metrics.write_text("".join(json.dumps(r) + "\n" for r in warmup + moved))
     assert strategy.write_figures(str(metrics), str(tmp_path)) == [str(tmp_path / "rewards.png")]
     assert (tmp_path / "rewards.png").stat().st_size > 1000
+
+
+def test_the_step_traces_again_in_a_new_program(tnd):
+    # The cost tables are cached across traces (a resumed search, a second search in the same
+    # process): they must be concrete arrays, not the first trace's tracers.
+    setup, state, batches, _ = tnd
+    for _ in range(2):
+        shapes = jax.eval_shape(lambda s, b: setup.strategy.step(s, b, setup.problem), state,
+                                batches)
+        assert shapes[0].step.shape == ()

@@ -147,7 +147,10 @@ class TNDSearch(Strategy):
 
 @functools.cache
 def _cost_tables(space, num_classes, image_shape):
-    return cost_tables(space, num_classes, image_shape)
+    """Built once per stage, concrete even when first asked for while a step is traced (a
+    cached tracer would leak into the next trace)."""
+    with jax.ensure_compile_time_eval():
+        return cost_tables(space, num_classes, image_shape)
 
 
 def tnd(space, optim_alpha=None, num_samples: int = 10, warmup_epochs: int = 10,
