@@ -17,8 +17,8 @@ import functools
 
 import numpy as np
 
-from jaxnas.benchmarks.oracle import CODE_PLACES, NB201Oracle
-from jaxnas.blackbox.history import History, as_seed, check_oracle, make_history
+from jaxnas.benchmarks.oracle import NB201Oracle
+from jaxnas.blackbox.history import History, as_seed, check_oracle, make_history, path_scores
 from jaxnas.rl._checks import check_integer
 from jaxnas.spaces.paths import mutate_path, sample_path
 from jaxnas.spaces.space import NB201Space
@@ -41,13 +41,8 @@ def run_rea(oracle: NB201Oracle, key_or_seed, queries: int = 500,
     if queries < population:
         raise ValueError(f"queries={queries} must be >= population={population}: the initial "
                          f"population is evaluated first")
-    scores = np.asarray(oracle.search)
-
-    def score(paths):
-        return scores[np.stack([np.asarray(p["cell"]) for p in paths]) @ CODE_PLACES]
-
     space = NB201Space()
-    result = regularized_evolution(score, functools.partial(sample_path, space),
+    result = regularized_evolution(path_scores(oracle), functools.partial(sample_path, space),
                                    functools.partial(mutate_path, space), population,
                                    sample_size, queries - population, as_seed(key_or_seed))
     return make_history(oracle, np.stack([p["cell"] for p in result.paths]))

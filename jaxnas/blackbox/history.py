@@ -107,6 +107,17 @@ def as_seed(key_or_seed) -> int:
     return int(jax.random.randint(as_key(key_or_seed), (), 0, np.iinfo(np.int32).max))
 
 
+def path_scores(oracle: NB201Oracle):
+    """``score(paths)`` for ``jaxnas.strategies.selection``: single paths ``[{"cell": int[6]},
+    ...]`` -> their search-metric accuracies, float32 [len(paths)] (host)."""
+
+    def score(paths):
+        return np.asarray(oracle.search_accuracy(np.stack([np.asarray(p["cell"])
+                                                           for p in paths])))
+
+    return score
+
+
 def check_oracle(oracle) -> None:
     if not isinstance(oracle, NB201Oracle):
         raise ValueError(f"oracle must be an NB201Oracle (jaxnas.benchmarks.oracle), got "

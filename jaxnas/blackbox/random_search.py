@@ -16,8 +16,9 @@ import math
 import jax
 import numpy as np
 
-from jaxnas.benchmarks.oracle import CODE_PLACES, NUM_CELLS, NUM_EDGES, NUM_OPS, NB201Oracle
-from jaxnas.blackbox.history import History, as_key, as_seed, check_oracle, make_history
+from jaxnas.benchmarks.oracle import NUM_CELLS, NUM_EDGES, NUM_OPS, NB201Oracle
+from jaxnas.blackbox.history import (History, as_key, as_seed, check_oracle, make_history,
+                                    path_scores)
 from jaxnas.rl._checks import check_integer
 from jaxnas.spaces.paths import sample_path
 from jaxnas.spaces.space import NB201Space
@@ -41,13 +42,8 @@ def run_random_search(oracle: NB201Oracle, key_or_seed, queries: int = 500,
     if queries > NUM_CELLS:
         raise ValueError(f"queries={queries} distinct cells exceed the {NUM_CELLS} of NB201; "
                          f"lower it or set distinct=False")
-    scores = np.asarray(oracle.search)
-
-    def score(paths):
-        return scores[np.stack([np.asarray(p["cell"]) for p in paths]) @ CODE_PLACES]
-
-    result = random_search(score, functools.partial(sample_path, NB201Space()), queries,
-                           as_seed(key_or_seed))
+    result = random_search(path_scores(oracle), functools.partial(sample_path, NB201Space()),
+                           queries, as_seed(key_or_seed))
     return make_history(oracle, np.stack([p["cell"] for p in result.paths]))
 
 

@@ -171,8 +171,8 @@ def _run_stages(plan, config, workdir, mesh, allow_changes) -> SearchResult:
     stage_changes = [a for a in allow_changes if a.split(".")[0] != "stages"]
     for k in range(plan.count):
         stage_dir = os.path.join(workdir, f"stage{k}")
-        kept = read_kept(stage_dir)
-        if kept is None:
+        record = read_kept(stage_dir)
+        if record is None:
             stage_config = plan.config(config, k, edge_ops)
             if config.max_steps:
                 stage_config.max_steps = config.max_steps - done
@@ -191,13 +191,10 @@ def _run_stages(plan, config, workdir, mesh, allow_changes) -> SearchResult:
                             "to continue.", k + 1, result.steps, setup.problem.planned_steps)
                 return result
             weights = jax.device_get(setup.strategy.arch_weights(result.state.arch))
-            write_kept(stage_dir, shrink_stage(plan, k, setup.space.cell_ops(), weights),
-                       result.steps, result.genotype)
-            kept = read_kept(stage_dir)
-        edge_ops, done = kept["kept"], done + kept["steps"]
-        records.append({"stage": k, "steps": kept["steps"], "genotype": kept["genotype"],
-                        "kept": {kind: [list(ops) for ops in per_edge]
-                                 for kind, per_edge in edge_ops.items()}})
+            kept = shrink_stage(plan, k, setup.space.cell_ops(), weights)
+            record = write_kept(stage_dir, kept, result.steps, result.genotype)
+        edge_ops, done = record["kept"], done + record["steps"]
+        records.append({"stage": k, **record})
     last = os.path.join(workdir, f"stage{plan.count - 1}")
     result = result or _stage_result(last, done)  # every stage was over already
     if plan.final == "single":

@@ -60,8 +60,7 @@ class StagePlan:
         for field, values in self.strategy.items():
             out.strategy[field] = values[stage]
         if edge_ops is not None:
-            out.space.edge_ops = {kind: [list(ops) for ops in per_edge]
-                                  for kind, per_edge in edge_ops.items()}
+            out.space.edge_ops = _as_lists(edge_ops)
         return out
 
 
@@ -111,24 +110,26 @@ def shrink_stage(plan: StagePlan, stage: int, cell_ops: dict, arch_weights: dict
 
 
 def read_kept(stage_dir: str) -> dict | None:
-    """``{"kept": {kind: per-edge tuples}, "steps": int}`` of a finished stage, None while it is
-    not over."""
+    """The record ``write_kept`` wrote when the stage ended, ``{"kept": {kind: per-edge lists
+    of operations}, "steps": int, "genotype": str}``; None while the stage is not over."""
     path = os.path.join(stage_dir, KEPT)
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
-        record = json.load(f)
-    record["kept"] = {kind: tuple(tuple(ops) for ops in per_edge)
-                      for kind, per_edge in record["kept"].items()}
+        return json.load(f)
+
+
+def write_kept(stage_dir: str, kept: dict, steps: int, genotype) -> dict:
+    """Marks the stage over (atomically): the operations each edge keeps, the stage's steps and
+    the genotype the stage derived. Returns the record, as ``read_kept`` reads it."""
+    record = {"kept": _as_lists(kept), "steps": steps, "genotype": str(genotype)}
+    write_json(os.path.join(stage_dir, KEPT), record)
     return record
 
 
-def write_kept(stage_dir: str, kept: dict, steps: int, genotype) -> None:
-    """Marks the stage over (atomically): the operations each edge keeps, the stage's steps and
-    the genotype the stage derived."""
-    write_json(os.path.join(stage_dir, KEPT),
-               {"kept": {kind: [list(ops) for ops in per_edge] for kind, per_edge in kept.items()},
-                "steps": steps, "genotype": str(genotype)})
+def _as_lists(edge_ops: dict) -> dict:
+    """``{kind: per-edge operation tuples}`` as JSON's lists."""
+    return {kind: [list(ops) for ops in per_edge] for kind, per_edge in edge_ops.items()}
 
 
 def _ints(name, values) -> tuple[int, ...]:
