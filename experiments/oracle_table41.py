@@ -14,20 +14,19 @@ with ddof=0. The thesis's RS, REA and REINFORCE rows are NAS-Bench-201's publish
 validation accuracy rather than a query count, so they are a reference, not the same protocol.
 """
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 from absl import flags
 
 from experiments import cli
+from experiments.configs.common import shared_nb201_table
 from jaxnas.benchmarks import NB201Table
 from jaxnas.benchmarks.nb201 import DATASETS
 from jaxnas.benchmarks.oracle import SEARCH_METRICS, NB201Oracle
 from jaxnas.blackbox import SEARCHES
 
-ALGOS = ("cadam", "rs", "rea", "reinforce")
+ALGOS = tuple(SEARCHES)
 LABELS = {"cadam": "CADAM", "rs": "RS", "rea": "REA", "reinforce": "REINFORCE"}
 
 # Spec 001 section 6, Table 4.1: (val mean, val std, test mean, test std) per dataset.
@@ -45,11 +44,6 @@ THESIS = {
 }
 THESIS_OPTIMAL = {"cifar10": (91.61, 94.37), "cifar100": (73.49, 73.51),
                   "imagenet16-120": (46.77, 47.31)}
-
-
-def _default_table() -> str:
-    shared = os.environ.get("JAXNAS_SHARED") or Path(__file__).resolve().parents[2] / "shared"
-    return str(Path(shared) / "data" / "nb201" / "nb201_merged.csv")
 
 
 _SEEDS = flags.DEFINE_integer("seeds", 10, "Number of seeds (1..N) per search.", lower_bound=1)
@@ -108,7 +102,7 @@ def main(argv):
     for a in _ALGOS.value:
         if a not in ALGOS:
             raise ValueError(f"--algos: unknown search {a!r}; use one of {ALGOS}")
-    table = NB201Table.load(_TABLE.value or _default_table())
+    table = NB201Table.load(_TABLE.value or shared_nb201_table())
     print("Table 4.1 on the NB201 oracle: final best cell, mean ± std over seeds (ddof=0). "
           "Thesis RS/REA/REINFORCE rows are NAS-Bench-201's (12,000 s simulated budget on "
           "12-epoch val accuracy).")

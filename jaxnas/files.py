@@ -8,9 +8,19 @@ import os
 def write_json(path: str | os.PathLike, data, **dump_options) -> None:
     """Writes ``data`` to ``path`` as JSON (``json.dump`` options, indent 2 by default) through a
     temporary file in the same folder and ``os.replace``: ``path`` is old or new, never partial."""
+    _write_text(path, json.dumps(data, **{"indent": 2, **dump_options}))
+
+
+def write_jsonl(path: str | os.PathLike, records) -> None:
+    """Writes ``records`` (JSON objects) to ``path`` as JSON lines, all at once and atomically as
+    ``write_json`` does (for a log known in full when it is written)."""
+    _write_text(path, "".join(json.dumps(record) + "\n" for record in records))
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
     tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, **{"indent": 2, **dump_options})
+        f.write(text)
     os.replace(tmp, path)
 
 

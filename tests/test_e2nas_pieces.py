@@ -79,7 +79,7 @@ def test_gpnd_of_a_linear_decoder_is_the_density_of_the_rotated_gaussian(n, m):
 
         def gpnd(z, x):
             return gpnd_terms(lambda v: jnp.asarray(b) + jnp.asarray(a) @ v, z, x,
-                              latent.log_prob, lambda r: _chi_log_pdf(r, m - n, sigma))
+                              latent.log_prob, lambda r: _chi_log_pdf(r, m - n, sigma), jitter=0.0)
 
         terms_and_grad = jax.jit(lambda z, x: (
             gpnd(z, x), jax.grad(lambda v: gpnd(v, x).log_density)(z)))
@@ -97,6 +97,21 @@ def test_gpnd_of_a_linear_decoder_is_the_density_of_the_rotated_gaussian(n, m):
             np.testing.assert_allclose(got.volume,
                                        -np.sum(np.log(np.linalg.svd(a, compute_uv=False))),
                                        rtol=1e-9)
+
+
+def test_gpnd_of_a_rank_deficient_decoder_has_a_finite_gradient():
+    # A decoder that ignores one latent coordinate: one singular value is 0, where the SVD's
+    # gradient is NaN; the jittered Gram-matrix form keeps the density and its gradient finite,
+    # and the tangent gradient along the used coordinates is still the Gaussian's.
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(6, 2)), jnp.float32)
+    decoder = lambda v: a @ v[:2]  # noqa: E731
+    latent = LatentGaussian(jnp.zeros(3), jnp.eye(3))
+    x = jnp.arange(6, dtype=jnp.float32)
+    z = jnp.asarray([0.3, -0.2, 0.5])
+    terms, grad = jax.value_and_grad(lambda v: gpnd_terms(
+        decoder, v, x, latent.log_prob, lambda r: -r).log_density)(z)
+    assert np.isfinite(terms) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad[2], -z[2], rtol=1e-4)
 
 
 @pytest.mark.parametrize("dim,area", [(1, lambda r: 2.0), (2, lambda r: 2 * np.pi * r),
@@ -190,7 +205,7 @@ def test_gpnd_on_the_dvae_matches_a_dense_reference(tiny_vae):
     radial = fit_radial_kde(np.linspace(0.5, 2.0, 20), np.ones(20, bool))
 
     def log_density(v):
-        terms = gpnd_terms(g, v, x, latent.log_prob, radial.log_prob)
+        terms = gpnd_terms(g, v, x, latent.log_prob, radial.log_prob, jitter=0.0)
         return terms.log_density, terms
 
     grad, terms = jax.jit(jax.grad(log_density, has_aux=True))(z)

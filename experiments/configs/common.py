@@ -1,6 +1,16 @@
 """Defaults shared by the search configs: DARTS's optimizer settings and the run controls."""
 
+import os
+from pathlib import Path
+
 import ml_collections
+
+
+def shared_nb201_table() -> str:
+    """The shared NAS-Bench-201 CSV table: ``$JAXNAS_SHARED/data/nb201/nb201_merged.csv``, with
+    ``JAXNAS_SHARED`` defaulting to ``../shared`` beside the repository."""
+    shared = os.environ.get("JAXNAS_SHARED") or Path(__file__).resolve().parents[3] / "shared"
+    return str(Path(shared) / "data" / "nb201" / "nb201_merged.csv")
 
 
 def search_defaults() -> ml_collections.ConfigDict:

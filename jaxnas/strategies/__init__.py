@@ -3,7 +3,7 @@
 ``get_strategy(name, space, optim_alpha, **options)`` builds one from a config
 (``config.strategy``, ``config.optim_alpha``); ``registry`` lists them. ``BilevelSearch`` is the
 DARTS family with pluggable relaxation, hypergradient, update rule and schedule;
-``SinglePathSearch`` the single-path family (RandomNAS, GDAS, NSAS, EN²AS); ``TNDSearch``
+``SinglePathSearch`` the single-path family (RandomNAS, GDAS, NSAS, EN²AS, E²NAS); ``TNDSearch``
 REINFORCE on non-differentiable rewards (TND-NAS).
 """
 
@@ -11,6 +11,7 @@ from jaxnas.strategies.balenas import BaLeNASSearch, select_from_posterior
 from jaxnas.strategies.base import SearchState, Strategy, step_key
 from jaxnas.strategies.bilevel import BilevelSearch, BilevelState
 from jaxnas.strategies.constrained import ConstrainedSearch
+from jaxnas.strategies.e2nas import E2NASSearch
 from jaxnas.strategies.en2as import EN2ASSearch
 from jaxnas.strategies.gdas import GDASSearch
 from jaxnas.strategies.nsas import NSASSearch

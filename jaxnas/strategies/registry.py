@@ -13,6 +13,7 @@
 | ``gdas`` | GDAS | 1 single-path weight step on a Gumbel path, then alpha through a second sample (``gdas``) |
 | ``nsas`` | NSAS on RandomNAS or GDAS | the base step with Eq. 3.6's constraint paths in the weight loss (``nsas``) |
 | ``en2as`` | EN²AS | 1 single-path weight step on a random (warm-up) or novelty-ES path; selection at the end (``en2as``) |
+| ``e2nas`` | E²NAS | 1 single-path weight step on the decoded path with Eq. 4.12's complementation, then the VAE latent along Eq. 4.7 (``e2nas``) |
 | ``tnd`` | TND-NAS | REINFORCE on M sampled paths' rewards (after the warm-up epochs), then 1 weight step (``tnd``); staged by ``config.stages`` |
 """
 
@@ -21,6 +22,7 @@ import inspect
 from jaxnas.strategies.balenas import balenas
 from jaxnas.strategies.bilevel import BilevelSearch
 from jaxnas.strategies.constrained import constrained
+from jaxnas.strategies.e2nas import e2nas
 from jaxnas.strategies.en2as import en2as
 from jaxnas.strategies.gdas import gdas
 from jaxnas.strategies.nsas import nsas
@@ -75,7 +77,8 @@ def _order(alpha_first) -> Alternating:
 
 STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended,
               "constrained": constrained, "balenas": balenas, "randomnas": randomnas,
-              "gdas": gdas, "nsas": nsas, "en2as": en2as, "tnd": tnd}
+              "gdas": gdas, "nsas": nsas, "en2as": en2as, "e2nas": e2nas,
+              "tnd": tnd}
 
 
 def register_strategy(name: str, factory) -> None:

@@ -61,12 +61,16 @@ def sphere_log_area(dim: int, radius) -> jax.Array:
 
 
 def gpnd_terms(decoder: Callable, z, x, latent_log_density: Callable,
-               radial_log_density: Callable) -> GPNDTerms:
+               radial_log_density: Callable, jitter: float = 1e-5) -> GPNDTerms:
     """Eq. 4.10 at the point ``x`` [m] with latent ``z`` [n]: ``decoder`` maps [n] -> [m],
     ``latent_log_density`` [n] -> [] is log p_Z, ``radial_log_density`` [] -> [] is log p_R.
 
-    Differentiable in z (through the Jacobian's SVD). ``x`` must be off the manifold (r > 0):
-    the orthogonal term has ``-(m - n - 1) log r``.
+    The SVD enters only through ``sum log s_i = log det(J^T J) / 2`` and the projection on
+    span(U) = span(J), ``J (J^T J)^-1 J^T``, both computed from the Cholesky factor of
+    ``J^T J + jitter sum(s^2) I``: differentiable in z even where singular values coincide or
+    vanish (a decoder whose Jacobian has rank below n, where an SVD's gradient is NaN).
+    ``jitter`` 0 is the exact formula. ``x`` must be off the manifold (r > 0): the orthogonal
+    term has ``-(m - n - 1) log r``.
     """
     z, x = jnp.asarray(z), jnp.asarray(x)
     if z.ndim != 1 or x.ndim != 1:
@@ -85,11 +89,15 @@ def gpnd_terms(decoder: Callable, z, x, latent_log_density: Callable,
     if m <= n:
         raise ValueError(f"GPND needs an ambient dimension m above the latent dimension n, got "
                          f"m = {m} and n = {n}.")
-    basis, singular, _ = jnp.linalg.svd(jacobian, full_matrices=False)
+    _check_real("jitter", jitter, 0.0, None)
+    gram = jacobian.T @ jacobian
+    gram = gram + jitter * jnp.trace(gram) * jnp.eye(n, dtype=gram.dtype)
+    chol = jnp.linalg.cholesky(gram)
     residual = x - mean
-    normal = residual - basis @ (basis.T @ residual)
+    tangent = jax.scipy.linalg.cho_solve((chol, True), jacobian.T @ residual)
+    normal = residual - jacobian @ tangent
     norm = jnp.sqrt(jnp.sum(normal ** 2))
-    return GPNDTerms(volume=-jnp.sum(jnp.log(singular)),
+    return GPNDTerms(volume=-jnp.sum(jnp.log(jnp.diag(chol))),
                      tangent=latent_log_density(z),
                      orthogonal=radial_log_density(norm) - sphere_log_area(m - n, norm),
                      residual_norm=norm)
