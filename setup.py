@@ -5,8 +5,8 @@ from setuptools import find_packages, setup
 setup(
     name="jaxnas",
     version="0.1.0",
-    description="Differentiable neural architecture search in JAX/Flax: DARTS, iDARTS, "
-    "Amended-DARTS and exact bilevel hypergradients.",
+    description="Differentiable neural architecture search in JAX/Flax: the DARTS family, "
+    "single-path, latent-space and RL searches, and exact bilevel hypergradients.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["jaxnas", "jaxnas.*", "experiments", "experiments.*"]),
@@ -25,5 +25,7 @@ setup(
         "matplotlib>=3.8",
         "tensorboardX>=2.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    # bench: the PyTorch reference of experiments/bench_vs_torch.py (on a CPU-only machine,
+    # install torch's CPU build first: plain `torch` may pull a CUDA build of several GB).
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"], "bench": ["torch>=2.1"]},
 )

@@ -13,7 +13,9 @@ steps for CS10, per 11 for FIMT with a steady statistic) follows from the two. `
 skipped in the supernet's computation, so the CRB rows (without it) run the same network. The
 depth-regularizer and TND-NAS rows run in the DARTS space only; TND-NAS is timed with the
 architecture moving (M=10 sampled cells scored on the val batch, one REINFORCE update, then the
-weight step) and in its weight-only warm-up epochs.
+weight step) and in its weight-only warm-up epochs. The E²NAS rows (NB201 only) need a trained
+graph VAE (``--vae``, e.g. ``vae_nb201.py:small``'s workdir) and are timed beside GDAS, the
+single-path search they build on.
 Prints a markdown table and writes JSON (``--out``).
 """
 
@@ -40,6 +42,7 @@ _BATCH = flags.DEFINE_integer("batch", 32, "Batch size.")
 _ROUNDS = flags.DEFINE_integer("rounds", 22, "Timed rounds (after one warm-up step per row).")
 _ROWS = flags.DEFINE_list("rows", [], "Only these rows, comma-separated (default: all).")
 _OUT = flags.DEFINE_string("out", "", "Where to write the results as JSON.")
+_VAE = flags.DEFINE_string("vae", "", "Workdir of a trained graph VAE, for the E²NAS rows.")
 
 ADAM_NO_WD = {"name": "adam", "weight_decay": 0.0}
 VADAM = {"name": "vadam", "num_data": 25000}
@@ -70,8 +73,12 @@ ROWS = {
     "balenas second order M=1": ("balenas", VADAM, {"hypergradient": SECOND}, False),
     "tnd M=10 moving": ("tnd", None, {"warmup_epochs": 0}, False),
     "tnd warm-up (weights only)": ("tnd", None, {"warmup_epochs": 10 ** 9}, False),
+    "gdas": ("gdas", None, {}, False),
+    "e2nas ste_logits": ("e2nas", None, {"mode": "ste_logits"}, False),
+    "e2nas decoder_st": ("e2nas", None, {"mode": "decoder_st"}, False),
 }
 DARTS_ONLY = ("depth", "tnd")
+NB201_ONLY = ("e2nas",)
 
 
 def _setup(row):
@@ -80,10 +87,13 @@ def _setup(row):
     space = get_space(_SPACE.value, C=_C.value, **cells)
     if no_none:
         space = get_space(_SPACE.value, C=_C.value, ops=space.ops[1:], node_bn=False, **cells)
+    if name == "e2nas":
+        options = {**options, "vae": _VAE.value}
     strategy = get_strategy(name, space, rule, **options)
     schedule = cosine_by_epoch(0.025, 0.001, 50, 1000)
     optim_w = ConfigDict(dict(lr=0.025, momentum=0.9, weight_decay=3e-4, grad_clip=5.0))
-    problem = SearchProblem(space.supernet(10), (0.5,) * 3, (0.25,) * 3, True, 0,
+    net = space.supernet(10, single_path=strategy.single_path)
+    problem = SearchProblem(net, (0.5,) * 3, (0.25,) * 3, True, 0,
                             weight_optimizer(optim_w, schedule), schedule, 50000)
     state = init_state(0, strategy, space, problem, (32, 32, 3))
     mesh = data_mesh()
@@ -93,8 +103,9 @@ def _setup(row):
 
 def main(argv):
     del argv
-    rows = _ROWS.value or [row for row in ROWS
-                           if _SPACE.value == "darts" or not any(w in row for w in DARTS_ONLY)]
+    excluded = NB201_ONLY if _SPACE.value == "darts" else DARTS_ONLY
+    rows = _ROWS.value or [row for row in ROWS if not any(w in row for w in excluded)
+                           and (_VAE.value or "e2nas" not in row)]
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
         raise app.UsageError(f"Unknown rows {unknown}; the rows are {list(ROWS)}.")

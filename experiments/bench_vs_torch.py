@@ -1,0 +1,145 @@
+"""jaxnas's search step against an independent PyTorch implementation of the same step
+(``experiments/torch_reference.py``), side by side in one process, on the NAS-Bench-201
+supernet.
+
+    pip install -e ".[bench]"   # PyTorch; on a CPU-only machine: pip install torch==2.13.0 first
+    python -m experiments.bench_vs_torch --space=nb201 --method=all [--C=16 --cells=5 --batch=64]
+
+Methods (one search step = an architecture update and a weight update; the passes each side
+runs are counted in ``torch_reference.Search``'s docstrings, and jaxnas runs the same ones):
+``first_order`` (DARTS first order, alpha first), ``darts2_exact`` (DARTS second order by a
+double backward), ``darts2_fd`` (the finite difference of DARTS's code), ``neumann`` (iDARTS
+with T = 1 and K = 2). jaxnas runs its real jitted step (``make_step`` of the strategy as
+``darts``, ``darts2``, ``idarts`` build it), without augmentation, on the same random batches
+(uint8 images; the PyTorch side normalizes them the same way). Both sides are warmed up
+(``--warmup`` steps; jaxnas's first includes compilation, reported), then timed in turns, one
+step each per round, for ``--rounds`` rounds; the table gives medians and the ratio PyTorch /
+jaxnas (above 1: jaxnas is faster). PyTorch uses ``--threads`` threads (default: every core,
+as XLA does). The peak resident memory of the process after each row is reported (it only grows,
+so it bounds both sides' together).
+"""
+
+import platform
+import resource
+import statistics
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import ConfigDict
+
+from experiments import bench_common
+from jaxnas.data import data_mesh, replicated
+from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
+from jaxnas.engine.search_loop import init_state, make_step
+from jaxnas.strategies import SearchProblem, get_strategy
+
+METHODS = {  # name -> (jaxnas strategy, its options, the PyTorch step)
+    "first_order": ("darts", {"alpha_first": True}, "first_order"),
+    "darts2_exact": ("darts2", {"hvp": "exact"}, "darts2_exact"),
+    "darts2_fd": ("darts2", {"hvp": "finite_difference"}, "darts2_finite_difference"),
+    "neumann": ("idarts", {"inner_steps": 1, "neumann_terms": 2}, "neumann"),
+}
+MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+LR = 0.025
+
+_METHOD = flags.DEFINE_list("method", ["all"], f"Methods: all or some of {list(METHODS)}.")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side first.")
+_THREADS = flags.DEFINE_integer("threads", 0, "PyTorch threads (0: every core).")
+
+
+def jax_step(method, batches):
+    """The jitted jaxnas step of ``method`` and its state, replicated on the devices."""
+    name, options, _ = METHODS[method]
+    space = bench_common.flag_space()
+    strategy = get_strategy(name, space, None, **options)
+    schedule = cosine_by_epoch(LR, 0.001, 50, 1000)
+    optim_w = ConfigDict(dict(lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                              grad_clip=5.0))
+    problem = SearchProblem(space.supernet(10), MEAN, STD, False, 0,
+                            weight_optimizer(optim_w, schedule), schedule, 50000, 0.0, 0.9,
+                            5e-4)
+    image = batches["train"]["image"].shape[2:]
+    state = init_state(0, strategy, space, problem, image)
+    mesh = data_mesh()
+    per_step = {"train": strategy.train_batches, "val": 1}
+    return make_step(strategy, problem, per_step, mesh), jax.device_put(state, replicated(mesh))
+
+
+def torch_step(method, batches):
+    """``step()`` of the PyTorch reference for ``method`` on the same batches."""
+    import torch
+
+    from experiments.torch_reference import Search
+
+    def tensors(batch):
+        x = torch.tensor(batch["image"][0], dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+        x = (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+        return x.contiguous(), torch.tensor(batch["label"][0], dtype=torch.long)
+
+    search = Search(bench_common.C.value, bench_common.CELLS.value, LR)
+    step = getattr(search, METHODS[method][2])
+    train, val = tensors(batches["train"]), tensors(batches["val"])
+    return lambda: step(train, val)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv):
+    del argv
+    if bench_common.SPACE.value != "nb201":
+        raise app.UsageError("Only --space=nb201 has a PyTorch reference so far.")
+    methods = list(METHODS) if _METHOD.value == ["all"] else _METHOD.value
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise app.UsageError(f"Unknown --method {unknown}; use all or some of {list(METHODS)}.")
+    import torch
+
+    torch.set_num_threads(_THREADS.value or torch.get_num_threads())
+    rng = np.random.default_rng(0)
+    size, batch = bench_common.IMAGE.value, bench_common.BATCH.value
+    batches = {k: {"image": rng.integers(0, 255, (1, batch, size, size, 3), dtype=np.uint8),
+                   "label": rng.integers(0, 10, (1, batch)).astype(np.int32)}
+               for k in ("train", "val")}
+    rows = []
+    for method in methods:
+        start = time.perf_counter()
+        step, state = jax_step(method, batches)
+        state = jax.block_until_ready(step(state, batches)[0])
+        compile_s = time.perf_counter() - start
+        for _ in range(_WARMUP.value - 1):
+            state = jax.block_until_ready(step(state, batches)[0])
+        reference = torch_step(method, batches)
+        for _ in range(_WARMUP.value):
+            reference()
+        times = {"jaxnas": [], "torch": []}
+        for _ in range(_ROUNDS.value):
+            t0 = time.perf_counter()
+            state = jax.block_until_ready(step(state, batches)[0])
+            times["jaxnas"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            reference()
+            times["torch"].append(time.perf_counter() - t0)
+        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        rows.append((method, ms["torch"], ms["jaxnas"], compile_s, _peak_rss_mb()))
+        print(f"done {method}: torch {ms['torch']:.0f} ms, jaxnas {ms['jaxnas']:.0f} ms",
+              flush=True)
+    print(f"\nnb201 C={bench_common.C.value} N={bench_common.CELLS.value} batch={batch}, "
+          f"{_ROUNDS.value} rounds after {_WARMUP.value} warm-up steps, "
+          f"{platform.processor() or platform.machine()}, jax {jax.__version__} on "
+          f"{jax.devices()[0].platform}, torch {torch.__version__} with "
+          f"{torch.get_num_threads()} threads\n")
+    print("| method | PyTorch ms | jaxnas ms | speed (PyTorch / jaxnas) | jaxnas compile + "
+          "first step (s) | peak RSS so far (MB) |")
+    print("|---|---|---|---|---|---|")
+    for method, t_ms, j_ms, compile_s, rss in rows:
+        print(f"| {method} | {t_ms:.0f} | {j_ms:.0f} | {t_ms / j_ms:.2f}x | {compile_s:.1f} | "
+              f"{rss:.0f} |")
+
+
+if __name__ == "__main__":
+    app.run(main)
