@@ -1,9 +1,10 @@
 """jaxnas's search step against an independent PyTorch implementation of the same step
-(``experiments/torch_reference.py``), side by side in one process, on the NAS-Bench-201
-supernet.
+(``experiments/torch_reference.py``), side by side in one process, on the NAS-Bench-201 or
+the DARTS supernet.
 
     pip install -e ".[bench]"   # PyTorch; on a CPU-only machine: pip install torch==2.13.0 first
     python -m experiments.bench_vs_torch --space=nb201 --method=all [--C=16 --cells=5 --batch=64]
+    python -m experiments.bench_vs_torch --space=darts --method=all --C=16 --cells=8 --batch=32
 
 Methods (one search step = an architecture update and a weight update; the passes each side
 runs are counted in ``torch_reference.Search``'s docstrings, and jaxnas runs the same ones):
@@ -79,7 +80,7 @@ def torch_step(method, batches):
         x = (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
         return x.contiguous(), torch.tensor(batch["label"][0], dtype=torch.long)
 
-    search = Search(bench_common.C.value, bench_common.CELLS.value, LR)
+    search = Search(bench_common.SPACE.value, bench_common.C.value, bench_common.CELLS.value, LR)
     step = getattr(search, METHODS[method][2])
     train, val = tensors(batches["train"]), tensors(batches["val"])
     return lambda: step(train, val)
@@ -91,8 +92,6 @@ def _peak_rss_mb() -> float:
 
 def main(argv):
     del argv
-    if bench_common.SPACE.value != "nb201":
-        raise app.UsageError("Only --space=nb201 has a PyTorch reference so far.")
     methods = list(METHODS) if _METHOD.value == ["all"] else _METHOD.value
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -128,7 +127,8 @@ def main(argv):
         rows.append((method, ms["torch"], ms["jaxnas"], compile_s, _peak_rss_mb()))
         print(f"done {method}: torch {ms['torch']:.0f} ms, jaxnas {ms['jaxnas']:.0f} ms",
               flush=True)
-    print(f"\nnb201 C={bench_common.C.value} N={bench_common.CELLS.value} batch={batch}, "
+    print(f"\n{bench_common.SPACE.value} C={bench_common.C.value} cells="
+          f"{bench_common.CELLS.value} batch={batch}, "
           f"{_ROUNDS.value} rounds after {_WARMUP.value} warm-up steps, "
           f"{platform.processor() or platform.machine()}, jax {jax.__version__} on "
           f"{jax.devices()[0].platform}, torch {torch.__version__} with "
