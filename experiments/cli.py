@@ -1,18 +1,28 @@
-"""What the experiment scripts share: the run flags, and errors as one clear message.
+"""What the experiment scripts share: the run flags, the start of a multi-process run, and
+errors as one clear message.
 
 An expected error (a bad flag or config field, bad data, a busy workdir, a NaN...) prints
 ``error: ...`` on stderr without a Python traceback and exits with status 2 (a usage error: flags
 and configs) or 1 (the run failed); ``--verbose`` or ``JAXNAS_VERBOSE=1`` shows the traceback.
+
+The scripts that can run on several processes (``run(main, multi_process=True)``: search,
+train, train_vae; ``jaxnas.distributed``) start them with ``--coordinator_address``,
+``--num_processes`` and ``--process_id``, or by themselves in a cluster job of several processes
+(SLURM, Open MPI, a TPU pod slice); ``--distributed=off`` keeps every process a run of its own. A
+process of such a run that fails leaves at once, so that the others fail at their next exchange
+with it instead of waiting for it.
 """
 
 import difflib
 import os
 import runpy
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxnas import distributed
 from jaxnas.benchmarks import ArchNotFoundError
 from jaxnas.engine.workdir import WorkdirBusyError
 
@@ -22,16 +32,62 @@ ALLOW_CHANGES = flags.DEFINE_list(
 VERBOSE = flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error.")
 
 # Raised by jaxnas's own checks; anything else is a bug and keeps its traceback.
-EXPECTED = (ValueError, OSError, FloatingPointError, WorkdirBusyError, ArchNotFoundError)
+EXPECTED = (ValueError, OSError, FloatingPointError, WorkdirBusyError, ArchNotFoundError,
+            distributed.OtherProcessError)
 
 
 def _verbose(argv) -> bool:
     return "--verbose" in argv or os.environ.get("JAXNAS_VERBOSE", "") not in ("", "0")
 
 
-def _fail(message: str, status: int):
+def _fail(message: str, status: int, several: bool = False):
     print(f"error: {message}", file=sys.stderr)
+    _exit(status, several)
+
+
+def _exit(status: int, several: bool):
+    """Exits with ``status``; a process of a multi-process run (``several``) leaves at once: a
+    normal exit would wait at jax.distributed's shutdown for processes waiting for this one."""
+    if several:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     sys.exit(status)
+
+
+def _define_process_flags() -> None:
+    """Defines the flags of a multi-process run (module docstring), once."""
+    if "distributed" in flags.FLAGS:
+        return
+    flags.DEFINE_enum(
+        "distributed", "auto", ["auto", "off"], "auto: run on several processes when "
+        "--coordinator_address, --num_processes or --process_id is given, or when JAX detects a "
+        "cluster job of several processes (SLURM srun, Open MPI mpirun, a TPU pod slice); off: "
+        "this process is a run of its own.")
+    flags.DEFINE_string(
+        "coordinator_address", None, "host:port where process 0 of a multi-process run listens "
+        "(the same on every process); not needed where the cluster is detected.")
+    flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+    flags.DEFINE_integer("process_id", None, "This process's number, 0 to --num_processes - 1 "
+                         "(0 runs the coordinator).")
+    flags.DEFINE_integer("distributed_timeout", distributed.DEFAULT_TIMEOUT, "Seconds every "
+                         "process of a multi-process run has to reach the coordinator.")
+
+
+def _start_processes() -> bool:
+    """Starts a multi-process run as the flags say (module docstring); whether it did."""
+    values = flags.FLAGS
+    given = [f"--{name}" for name in ("coordinator_address", "num_processes", "process_id")
+             if values[name].value is not None]
+    if values.distributed == "off":
+        if given:
+            _fail(f"--distributed=off runs one process alone; leave out {', '.join(given)}.", 2)
+        return False
+    try:
+        return distributed.start(values.coordinator_address, values.num_processes,
+                                 values.process_id, values.distributed_timeout)
+    except ValueError as e:
+        _fail(str(e), 2)
 
 
 def _config_fields(argv) -> tuple[str, list[str]] | None:
@@ -103,16 +159,33 @@ def define_config(default: str, help_text: str):
         _fail(_flag_error(e, sys.argv + [f"--config={default}"]), 2)
 
 
-def run(main):
-    """``app.run(main)`` with the errors above; ``main(argv)`` is the script's body."""
+def run(main, multi_process: bool = False):
+    """``app.run(main)`` with the errors above; ``main(argv)`` is the script's body.
+    ``multi_process``: the script can run on several processes, and takes the flags that start
+    them (module docstring)."""
+    if multi_process:
+        _define_process_flags()
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # jaxnas logs progress itself; this hushes orbax
+        several = _start_processes() if multi_process else False
         try:
             main(argv)
         except EXPECTED as e:
-            if _verbose(sys.argv):
-                raise
-            _fail(str(e.args[0]) if isinstance(e, KeyError) else str(e), 1)
+            if not _verbose(sys.argv):
+                _fail(str(e.args[0]) if isinstance(e, KeyError) else str(e), 1, several)
+            _leave_with_traceback(several)
+            raise
+        except Exception:
+            _leave_with_traceback(several)
+            raise
 
     app.run(guarded, flags_parser=_parse)
+
+
+def _leave_with_traceback(several: bool):
+    """In a multi-process run, prints the traceback of the error being handled and leaves at
+    once (``_exit``); otherwise returns, and the error ends the process as usual."""
+    if several:
+        traceback.print_exc()
+        _exit(1, several)

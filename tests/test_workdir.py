@@ -9,7 +9,6 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 
 import jax
@@ -162,13 +161,38 @@ def test_a_damaged_config_json_is_named(tmp_path, tiny_config):
         search(tiny_config(max_steps=2), str(workdir))
 
 
-def _cli(*args, env=None):
-    done = subprocess.run([sys.executable, "-m", "experiments.search", *args], cwd=REPO,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
-    return done.returncode, done.stderr
+@pytest.fixture
+def command_line(monkeypatch, capsys):
+    """``run(*args) -> (exit status, stderr)``: ``python -m experiments.search ARGS`` run in
+    this process from the repository root (absl's flag parsing and ``experiments.cli``'s error
+    handling included; the real command line is ``test_search.py::test_the_search_command_line``).
+    Between runs the flags are unparsed and the ``--config.FIELD`` flags that ml_collections
+    defines while parsing are deleted."""
+    from absl import flags
+
+    from experiments import cli
+    from experiments import search as search_script
+
+    monkeypatch.chdir(REPO)
+
+    def reset():
+        flags.FLAGS.unparse_flags()
+        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
+            delattr(flags.FLAGS, name)
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["search", *args])
+        try:
+            with pytest.raises(SystemExit) as exit_:
+                cli.run(search_script.main)
+        finally:
+            reset()
+        return exit_.value.code or 0, capsys.readouterr().err
+
+    run.reset = reset
+    return run
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("args,status,message", [
     (["--config.batchsize=8"], 2, "has no config field 'batchsize'. The closest fields: "
                                   "batch_size"),
@@ -178,23 +202,36 @@ def _cli(*args, env=None):
     (["--workdir=/etc/hostname"], 1, "is a file; give a directory"),
     (["--config.optim_w.lr=-1"], 1, "config.optim_w.lr must be a positive number"),
 ])
-def test_the_command_line_reports_errors_without_a_traceback(tmp_path, args, status, message):
+def test_the_command_line_reports_errors_without_a_traceback(command_line, tmp_path, args,
+                                                             status, message):
     base = ["--config=experiments/configs/quickstart.py", f"--workdir={tmp_path / 'run'}"]
-    code, stderr = _cli(*base, *args)
+    code, stderr = command_line(*base, *args)
     assert code == status, stderr[-2000:]
     assert message in stderr and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("error: ")
 
 
-@pytest.mark.slow
-def test_the_command_line_errors_for_the_config_file_and_verbose(tmp_path):
-    code, stderr = _cli("--config=experiments/configs/nope.py", f"--workdir={tmp_path}")
+def test_the_command_line_errors_for_the_config_file_and_verbose(command_line, tmp_path,
+                                                                monkeypatch):
+    from experiments import cli
+    from experiments import search as search_script
+
+    code, stderr = command_line("--config=experiments/configs/nope.py", f"--workdir={tmp_path}")
     assert code == 2 and "there is no config file 'experiments/configs/nope.py'" in stderr
-    code, stderr = _cli("--config=experiments/configs/constrained_cnn.py:foo",
-                        f"--workdir={tmp_path}")
+    code, stderr = command_line("--config=experiments/configs/constrained_cnn.py:foo",
+                                f"--workdir={tmp_path}")
     assert code == 2 and "Unknown constrained_cnn variant 'foo'" in stderr
     assert "Traceback" not in stderr
+    # Verbose: the error is raised with its traceback instead of ending in "error: ...".
     for extra, env in ((["--verbose"], None), ([], {"JAXNAS_VERBOSE": "1"})):
-        code, stderr = _cli("--config=experiments/configs/quickstart.py", "--workdir=", *extra,
-                            env=env)
-        assert code != 0 and "Traceback" in stderr and "--workdir is empty" in stderr
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "argv", ["search", "--config=experiments/configs/quickstart.py",
+                                          "--workdir=", *extra])
+        try:
+            with pytest.raises(cli.EXPECTED, match="--workdir is empty"):
+                cli.run(search_script.main)
+        finally:
+            command_line.reset()
+        for name in env or {}:
+            monkeypatch.delenv(name)

@@ -12,8 +12,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 
 def data_mesh() -> Mesh:
-    """A 1-D mesh over every device of every host."""
-    return Mesh(np.asarray(jax.devices()), ("data",))
+    """A 1-D mesh over every device of every process, process by process (with one process, in
+    ``jax.devices()``'s order), so that each process holds one block of rows of a global batch
+    (``local_rows``)."""
+    devices = sorted(jax.devices(), key=lambda d: d.process_index)  # stable
+    return Mesh(np.asarray(devices), ("data",))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -26,16 +29,28 @@ def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """A clear error unless the global ``batch_size`` divides across the devices of ``mesh``
+    (those of every process)."""
     if batch_size % mesh.size:
+        processes = jax.process_count()
+        where = f" of the {processes} processes" if processes > 1 else ""
         raise ValueError(
-            f"The batch size {batch_size} does not divide across the {mesh.size} devices; use a "
-            f"multiple of {mesh.size} (e.g. {mesh.size * max(1, batch_size // mesh.size)}).")
+            f"The batch size {batch_size} does not divide across the {mesh.size} devices"
+            f"{where}; use a multiple of {mesh.size} (e.g. "
+            f"{mesh.size * max(1, batch_size // mesh.size)}).")
 
 
-def local_rows(batch_size: int) -> slice:
-    """The rows of a global batch that this host loads."""
-    per_host = batch_size // jax.process_count()
-    return slice(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
+def local_rows(batch_size: int, mesh: Mesh | None = None) -> slice:
+    """The rows of a global batch of ``batch_size`` that this process loads: those its devices
+    hold in ``mesh`` (default ``data_mesh()``). Together the processes load each global batch
+    once, in the order one process would; with one process, every row."""
+    mesh = data_mesh() if mesh is None else mesh
+    mine = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
+    if mine != list(range(mine[0], mine[-1] + 1)):
+        raise ValueError("The mesh interleaves the devices of different processes; build it "
+                         "with data_mesh(), which keeps each process's devices together.")
+    per_device = batch_size // mesh.size
+    return slice(mine[0] * per_device, (mine[-1] + 1) * per_device)
 
 
 def to_global(local, mesh: Mesh, batch_axis: int = 0):

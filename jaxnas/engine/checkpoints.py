@@ -7,6 +7,10 @@ them, ``WORKDIR/checkpoint_digests.json`` records a SHA-256 digest of every save
 restored values do not match its digest (bytes damaged on disk) or whose restored state is not
 finite is moved aside to ``WORKDIR/checkpoints_corrupt/`` with a warning, never deleted, and the
 previous one is used.
+
+In a multi-process run (``jaxnas.distributed``) every process takes part in saving and restoring
+each checkpoint (orbax's multi-process protocol, in the workdir they share); process 0 alone
+writes the digests and moves a bad checkpoint aside.
 """
 
 import hashlib
@@ -18,6 +22,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxnas.distributed import is_chief, on_chief
 from jaxnas.files import write_json
 from jaxnas.log import logger
 
@@ -73,7 +78,7 @@ class Checkpoints:
         if bad:
             raise FloatingPointError(f"Refusing to checkpoint step {step}: {bad[0]} (and "
                                      f"{len(bad) - 1} more) is NaN or infinite.")
-        if jax.process_index() == 0:
+        if is_chief():
             # Keep the digests of every step from the oldest one still on disk (saves still in
             # flight are not listed yet).
             oldest = min(self.manager.all_steps(), default=0)
@@ -113,14 +118,19 @@ class Checkpoints:
         return None
 
     def _move_aside(self, step: int, reason: str) -> None:
+        """Moves checkpoint ``step`` to ``checkpoints_corrupt/`` (process 0 does it; every
+        process of a multi-process run finds the same checkpoint bad and then reloads)."""
+        self.manager.wait_until_finished()
+        on_chief(self._move, step, reason)
+        self.manager.reload()
+
+    def _move(self, step: int, reason: str) -> None:
         corrupt = os.path.join(self.workdir, "checkpoints_corrupt",
                                f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
         logger.warning("Checkpoint %d in %s cannot be restored (%s); moved it to %s and trying "
                        "the previous one.", step, self.directory, reason, corrupt)
-        self.manager.wait_until_finished()
         os.makedirs(os.path.dirname(corrupt), exist_ok=True)
         os.replace(os.path.join(self.directory, str(step)), corrupt)
-        self.manager.reload()
 
     def latest_step(self):
         return self.manager.latest_step()

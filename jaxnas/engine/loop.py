@@ -1,11 +1,13 @@
-"""Pieces both loops (search and retraining) share: resuming, global batches from the host, and
-the check for a non-finite loss before anything is logged or saved."""
+"""Pieces both loops (search and retraining) share: resuming, global batches from the host, the
+wall time kept in the state, and the check for a non-finite loss before anything is logged or
+saved."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.data import local_rows, replicated, to_global
+from jaxnas.distributed import chief_value
 from jaxnas.log import logger
 
 
@@ -19,13 +21,19 @@ def resume(checkpoints, initial_state, mesh):
     return jax.device_put(state, replicated(mesh))
 
 
+def replicated_seconds(seconds: float, mesh):
+    """A wall time as a float32 replicated over ``mesh``: process 0's ``seconds`` on every process
+    of a multi-process run (their clocks differ)."""
+    return jax.device_put(chief_value(np.float32(seconds)), replicated(mesh))
+
+
 def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batch_size: int,
                    mesh) -> dict:
     """The next batches of every stream, sharded over ``mesh``:
     ``{stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}`` with n = ``per_step[stream]``
     batches from ``positions[stream]`` on, from the training arrays of ``dataset`` (a stream
     with n = 0 is left out)."""
-    rows = local_rows(batch_size)
+    rows = local_rows(batch_size, mesh)
     out = {}
     for name, stream in streams.items():
         if not per_step[name]:

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
+from jaxnas.distributed import is_chief
 from jaxnas.files import read_jsonl
 from jaxnas.log import logger
-
 
 
 class MetricsWriter:
@@ -18,11 +18,15 @@ class MetricsWriter:
 
     On resume, records after the restored step are dropped first (those steps run again), and so
     is a last line cut short by a crash (with a warning); a damaged line before it is an error
-    naming the line.
+    naming the line. In a multi-process run only process 0 writes; on the others the writer
+    does nothing.
     """
 
     def __init__(self, workdir: str, resume_step: int = 0):
         self.path = os.path.join(workdir, "metrics.jsonl")
+        self.tensorboard = None
+        if not is_chief():
+            return
         if os.path.exists(self.path):
             entries, torn = read_jsonl(self.path)
             if torn:
@@ -39,6 +43,8 @@ class MetricsWriter:
 
     def write(self, step: int, scalars: dict, **extra) -> None:
         """``scalars``: name -> number (to both sinks); ``extra``: JSON-able, jsonl only."""
+        if self.tensorboard is None:
+            return
         record = {"step": int(step), **{k: _number(v) for k, v in scalars.items()}, **extra}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -46,7 +52,8 @@ class MetricsWriter:
             self.tensorboard.add_scalar(name, float(np.asarray(value)), int(step))
 
     def close(self) -> None:
-        self.tensorboard.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def _number(value):

@@ -33,6 +33,7 @@ import json
 import os
 import time
 
+import jax
 import numpy as np
 
 from jaxnas import viz
@@ -113,6 +114,10 @@ def oracle_search(config, workdir: str, allow_changes=()) -> OracleSearchResult:
     ``allow_changes``: config fields that may differ from the workdir's saved config (see
     ``jaxnas.engine.workdir``); a run whose config changed runs again."""
     validate(config)
+    if jax.process_count() > 1:
+        raise ValueError("A black-box search on the NB201 table runs on one process (it takes "
+                         "seconds); start it without --coordinator_address, --num_processes "
+                         "and --process_id, or with --distributed=off in a cluster job.")
     try:
         table = NB201Table.load(config.nb201_table)
     except FileNotFoundError as e:

@@ -20,6 +20,7 @@ from jaxnas import viz
 from jaxnas.benchmarks import open_lookup
 from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, replicated,
                          search_split)
+from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.evaluate import PathEvaluator
@@ -202,12 +203,8 @@ def _run_stages(plan, config, workdir, mesh, allow_changes) -> SearchResult:
         genotype = single_op_genotype(edge_ops, space.edge_list)
     else:
         genotype = load_genotype(os.path.join(last, "genotype.json"))
-    save_genotype(genotype, os.path.join(workdir, "genotype.json"),
-                  strategy=config.strategy.name, step=done, stages=records)
-    viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
-    logger.info("Derived genotype after %d stages: %s (written to %s).", plan.count, genotype,
-                os.path.join(workdir, "genotype.json"))
-    print(f"genotype: {genotype}")
+    on_chief(_write_genotype, workdir, genotype, f" after {plan.count} stages",
+             strategy=config.strategy.name, step=done, stages=records)
     return dataclasses.replace(result, genotype=genotype, steps=done)
 
 
@@ -323,12 +320,21 @@ def _log(writer, progress, strategy, space, lookup, state, metrics, step):
 
 def finish(workdir, setup, state, lookup, steps):
     """Selects the final genotype (the strategy's derivation, or its selection by evaluating
-    candidates) and writes ``genotype.json``, ``selection.json`` (the scored candidates, when the
-    strategy selects), the cell drawing, the weight plot and the strategy's own figures."""
-    strategy, space = setup.strategy, setup.space
+    candidates; every process of a multi-process run takes part) and writes (process 0)
+    ``genotype.json``, ``selection.json`` (the scored candidates, when the strategy selects), the
+    cell drawing, the weight plot and the strategy's own figures."""
+    strategy = setup.strategy
     weights = jax.device_get(strategy.arch_weights(state.arch))
-    genotype, record = strategy.select(state, space, PathEvaluator(setup, state),
+    genotype, record = strategy.select(state, setup.space, PathEvaluator(setup, state),
                                        setup.config.seed)
+    on_chief(_write_results, workdir, setup.space, strategy, weights, genotype, record, lookup,
+             steps)
+    return genotype
+
+
+def _write_results(workdir, space, strategy, weights, genotype, record, lookup, steps):
+    """``finish``'s files, from the final architecture ``weights`` and ``genotype`` and the
+    selection ``record`` (None when the strategy derives without scoring)."""
     extra = {"strategy": strategy.name, "step": steps,
              "arch_weights": {k: np.asarray(v).tolist() for k, v in weights.items()}}
     if record is not None:
@@ -336,18 +342,23 @@ def finish(workdir, setup, state, lookup, steps):
     if lookup is not None:
         extra.update(lookup.record(genotype))
         logger.info(lookup.describe(genotype))
-    save_genotype(genotype, os.path.join(workdir, "genotype.json"), **extra)
-    viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     history = viz.load_arch_weight_history(metrics_path)
     if history:
         viz.plot_arch_weights(history, os.path.join(workdir, "arch_weights.png"),
                               space.cell_ops())
     strategy.write_figures(metrics_path, workdir)
-    logger.info("Derived genotype: %s (written to %s).", genotype,
-                os.path.join(workdir, "genotype.json"))
+    _write_genotype(workdir, genotype, "", **extra)
+
+
+def _write_genotype(workdir, genotype, when: str, **extra):
+    """Writes ``genotype.json`` (with ``extra``) and the cell drawing; logs and prints the
+    genotype (``when``: what the log line says after "Derived genotype")."""
+    path = os.path.join(workdir, "genotype.json")
+    save_genotype(genotype, path, **extra)
+    viz.save_genotype_figure(genotype, os.path.join(workdir, "genotype"))
+    logger.info("Derived genotype%s: %s (written to %s).", when, genotype, path)
     print(f"genotype: {genotype}")
-    return genotype
 
 
 def _write_selection(workdir, space, record, lookup) -> dict:

@@ -28,6 +28,7 @@ import os
 
 import ml_collections
 
+from jaxnas.distributed import on_chief
 from jaxnas.files import write_json
 from jaxnas.strategies.shrinking import op_counts, shrink
 
@@ -121,9 +122,10 @@ def read_kept(stage_dir: str) -> dict | None:
 
 def write_kept(stage_dir: str, kept: dict, steps: int, genotype) -> dict:
     """Marks the stage over (atomically): the operations each edge keeps, the stage's steps and
-    the genotype the stage derived. Returns the record, as ``read_kept`` reads it."""
+    the genotype the stage derived (process 0 writes it). Returns the record, as ``read_kept``
+    reads it."""
     record = {"kept": _as_lists(kept), "steps": steps, "genotype": str(genotype)}
-    write_json(os.path.join(stage_dir, KEPT), record)
+    on_chief(write_json, os.path.join(stage_dir, KEPT), record)
     return record
 
 

@@ -31,9 +31,11 @@ import optax
 from jaxnas import viz
 from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, local_rows,
                          normalize, preprocess, replicated, to_global)
+from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
+from jaxnas.engine.loop import (check_finite, first_nonfinite_step, global_batches,
+                                replicated_seconds, resume)
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule, weight_optimizer
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked
@@ -299,7 +301,7 @@ def evaluate(evaluate_fn, setup: TrainSetup, state: TrainState, dataset, batch_s
     index = np.arange(padded)
     mask = (index < n).astype(np.float32)
     index = np.where(index < n, index, 0)
-    rows = local_rows(batch_size)
+    rows = local_rows(batch_size, mesh)
     keys = ("loss",) + tuple(f"top{k}" for k in setup.top_k)
     totals = jax.device_put({k: np.zeros((), np.float32) for k in keys}, replicated(mesh))
     for start in range(0, padded, batch_size):
@@ -372,8 +374,8 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
                           evaluate(evaluate_fn, setup, state, dataset, config.batch_size, mesh))
             if done % config.checkpoint_every == 0 or done == total:
                 check_finite(state, checkpoints, _ADVICE)
-                state = state.replace(seconds=jax.device_put(
-                    np.float32(seconds + time.perf_counter() - t0), replicated(mesh)))
+                state = state.replace(seconds=replicated_seconds(
+                    seconds + time.perf_counter() - t0, mesh))
                 checkpoints.save(done, state)
         result = evaluate(evaluate_fn, setup, state, dataset, config.batch_size, mesh)
         if start < total:
@@ -388,7 +390,7 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
               "steps_per_epoch": setup.steps_per_epoch, "batch_size": config.batch_size,
               "dataset": config.dataset, "test_examples": len(dataset.x_test),
               "wall_time_s": seconds, "genotype": genotype.to_dict()}
-    _finish(workdir, genotype, report)
+    on_chief(_finish, workdir, genotype, report)
     return TrainResult(report, state)
 
 
@@ -400,9 +402,11 @@ def _log_eval(writer, step, setup, result):
 
 def _claim_workdir(workdir: str, config, genotype, allow_changes) -> None:
     """Records ``config`` and ``genotype`` in ``workdir`` on the first run; refuses a later run
-    of another genotype, or of another config beyond ``allow_changes``."""
+    of another genotype, or of another config beyond ``allow_changes``. Every process checks
+    the genotype before ``claim_workdir``, where process 0 (which then writes it) waits for all."""
     path = os.path.join(workdir, "genotype.json")
-    if os.path.exists(path):
+    saved_before = os.path.exists(path)
+    if saved_before:
         with open(path, encoding="utf-8") as f:
             saved = genotype_from_dict(json.load(f))
         if saved != genotype:
@@ -410,12 +414,13 @@ def _claim_workdir(workdir: str, config, genotype, allow_changes) -> None:
                              f"{genotype}. Use a new --workdir, or pass --genotype={path} to "
                              "resume it.")
     claim_workdir(workdir, config, allow_changes)
-    if not os.path.exists(path):
-        save_genotype(genotype, path)
+    if not saved_before:
+        on_chief(save_genotype, genotype, path)
 
 
 def _finish(workdir: str, genotype, report: dict) -> None:
-    """Writes ``report.json``, the training curves and the genotype drawing; prints the report."""
+    """Writes ``report.json``, the training curves and the genotype drawing; prints the report
+    (process 0 of a multi-process run)."""
     write_json(os.path.join(workdir, "report.json"), report)
     metrics = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(metrics):

@@ -15,8 +15,7 @@ import json
 import os
 import socket
 
-import jax
-
+from jaxnas.distributed import on_chief
 from jaxnas.files import write_json
 from jaxnas.log import logger
 
@@ -50,35 +49,40 @@ def check_workdir(workdir: str) -> None:
 def locked(workdir: str):
     """Creates ``workdir`` and holds an exclusive lock on it (``WORKDIR/.lock``, with the pid,
     host and start time of the owner) until the block ends. The kernel releases the lock when
-    the owner dies, so the lock file of a killed run is taken over. Only the first process of a
-    multi-host run takes it."""
-    if jax.process_index() != 0:
-        yield
-        return
-    os.makedirs(workdir, exist_ok=True)
+    the owner dies, so the lock file of a killed run is taken over. In a multi-process run,
+    process 0 takes it for all (a busy workdir is an error on every process)."""
     path = os.path.join(workdir, LOCK)
-    with open(path, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            owner = f.read().strip() or "another process"
-            raise WorkdirBusyError(f"The workdir {workdir!r} is in use by {owner}; wait for "
-                                   "that run to end (or stop it), or use another --workdir.") \
-                from None
-        f.seek(0)
-        previous = f.read().strip()
-        if previous:
-            logger.info("Took over the lock of an ended run (%s) in %s.", previous, workdir)
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        f.flush()
-        try:
-            yield
-        finally:
+    lock = on_chief(_take_lock, workdir, path)
+    try:
+        yield
+    finally:
+        if lock is not None:
             os.unlink(path)  # while still holding the lock
+            lock.close()
+
+
+def _take_lock(workdir: str, path: str):
+    """The open lock file of ``workdir``, locked and naming this process as its owner."""
+    os.makedirs(workdir, exist_ok=True)
+    f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 -- held open until locked() ends
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "another process"
+        f.close()
+        raise WorkdirBusyError(f"The workdir {workdir!r} is in use by {owner}; wait for that "
+                               "run to end (or stop it), or use another --workdir.") from None
+    f.seek(0)
+    previous = f.read().strip()
+    if previous:
+        logger.info("Took over the lock of an ended run (%s) in %s.", previous, workdir)
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+    f.flush()
+    return f
 
 
 def _flat(config: dict, prefix: str = "") -> dict:
@@ -120,7 +124,15 @@ def read_config(workdir: str) -> dict | None:
 def claim_workdir(workdir: str, config, allow_changes=()) -> None:
     """Saves ``config`` in ``workdir`` on the first run; on a later run refuses a different
     one, unless every difference is in ``allow_changes`` (dotted field names or prefixes) and
-    none is ``FROZEN``; an allowed change is written to the config and its ``history``."""
+    none is ``FROZEN``; an allowed change is written to the config and its ``history``.
+
+    In a multi-process run, process 0 checks and writes while the others wait, and a refusal is
+    an error on every process (``jaxnas.distributed.on_chief``): no process reads the config
+    while another writes it."""
+    on_chief(_claim, workdir, config, allow_changes)
+
+
+def _claim(workdir: str, config, allow_changes) -> None:
     current = json.loads(config.to_json())
     fields = _flat(current)
     unknown = [a for a in allow_changes

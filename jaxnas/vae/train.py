@@ -27,9 +27,10 @@ import optax
 
 from jaxnas.data import (BatchStream, check_batch_size, data_mesh, local_rows, replicated,
                          to_global)
+from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.loop import check_finite, first_nonfinite_step, resume
+from jaxnas.engine.loop import check_finite, first_nonfinite_step, replicated_seconds, resume
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked, read_config
 from jaxnas.files import write_json
@@ -186,8 +187,8 @@ def _run(config, workdir: str, mesh) -> dict:
                             figures["cells"], figures["distinct_means"])
             if done % config.checkpoint_every == 0 or done == total:
                 check_finite(state, checkpoints, _ADVICE)
-                state = state.replace(seconds=jax.device_put(
-                    np.float32(seconds + time.perf_counter() - t0), replicated(mesh)))
+                state = state.replace(seconds=replicated_seconds(
+                    seconds + time.perf_counter() - t0, mesh))
                 checkpoints.save(done, state)
     finally:
         checkpoints.close()
@@ -201,7 +202,7 @@ def _run(config, workdir: str, mesh) -> dict:
         steps=total, steps_per_epoch=steps_per_epoch, batch_size=config.batch_size,
         wall_time_s=seconds, seconds_per_epoch=seconds * steps_per_epoch / total,
         evaluation_time_s=time.perf_counter() - t_eval)
-    write_json(os.path.join(workdir, "report.json"), report)
+    on_chief(write_json, os.path.join(workdir, "report.json"), report)
     print(f"graph VAE: {report['reconstructed']} of {report['cells']} NB201 cells "
           f"({100 * report['reconstructed_fraction']:.2f}%) decode to themselves from their "
           f"mean; {report['distinct_means']} distinct means (closest two "

@@ -1,0 +1,238 @@
+"""Searches on several processes (``jaxnas.distributed``): two processes of two CPU devices each,
+started on this machine with the experiment command's flags, against one process of four."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from jaxnas import distributed
+from jaxnas.data import data_mesh, local_rows
+from jaxnas.engine import load_search
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(REPO, "experiments", "configs", "quickstart.py")
+# The quickstart shrunk as conftest's tiny_config: 6 steps, checkpoints at 3 and 6.
+SEARCH_FLAGS = [f"--config={QUICKSTART}", "--config.space.C=4", "--config.batch_size=16",
+                "--config.optim_alpha.lr=3e-3", "--config.log_every=3",
+                "--config.checkpoint_every=3"]
+STEPS = 6
+RUN_TIMEOUT = 600  # seconds per search: a hung process fails the test instead of blocking CI
+
+# Runs experiments.search with the arguments after the first two, recording in the JSON file
+# sys.argv[2] what the process changes in the workdir sys.argv[1] (Python's audit events: files
+# opened for writing, renames, new folders, removals), relative to it.
+_DRIVER = textwrap.dedent("""
+    import atexit, json, os, runpy, sys
+    workdir, record = os.path.realpath(sys.argv[1]), sys.argv[2]
+    changed = set()
+
+    def audit(event, args):
+        if event == "open":
+            if not args[2] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                return
+        elif event not in ("os.rename", "os.mkdir", "os.remove", "os.rmdir"):
+            return
+        for path in args[:2] if event == "os.rename" else args[:1]:
+            if isinstance(path, (str, bytes, os.PathLike)):
+                path = os.path.realpath(os.fsdecode(path))
+                if path == workdir or path.startswith(workdir + os.sep):
+                    changed.add(os.path.relpath(path, workdir))
+
+    def save():
+        with open(record, "w") as f:
+            json.dump(sorted(changed), f)
+
+    atexit.register(save)
+    sys.addaudithook(audit)
+    sys.argv = ["experiments.search"] + sys.argv[3:]
+    runpy.run_module("experiments.search", run_name="__main__", alter_sys=True)
+""")
+
+
+def _env(devices: int) -> dict:
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+            + f" --xla_force_host_platform_device_count={devices}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _launch(tmp_path, workdir, name: str, args: list, devices: int) -> tuple:
+    """Starts one process of the search (``name`` labels its files) and returns ``(process,
+    record path, stderr path)``."""
+    record, err = tmp_path / f"{name}.changed.json", tmp_path / f"{name}.stderr"
+    with open(err, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _DRIVER, str(workdir), str(record), *SEARCH_FLAGS,
+             f"--workdir={workdir}", *args], cwd=REPO, env=_env(devices),
+            stdout=subprocess.DEVNULL, stderr=stderr)
+    return process, record, err
+
+
+def _search(tmp_path, workdir, name: str, processes: int, max_steps: int) -> list[dict]:
+    """Runs the search in ``workdir`` on ``processes`` processes (4 CPU devices in all) up to
+    ``max_steps`` and returns, per process, what it changed in the workdir and its stderr."""
+    args = [f"--config.max_steps={max_steps}"]
+    if processes > 1:
+        args += [f"--coordinator_address=localhost:{_free_port()}",
+                 f"--num_processes={processes}", "--distributed_timeout=120"]
+    launched = [_launch(tmp_path, workdir, f"{name}.{i}",
+                        args + ([f"--process_id={i}"] if processes > 1 else []), 4 // processes)
+                for i in range(processes)]
+    deadline, failed = time.monotonic() + RUN_TIMEOUT, []
+    for process, _, _ in launched:
+        try:
+            if process.wait(timeout=max(1.0, deadline - time.monotonic())):
+                failed.append(process)
+        except subprocess.TimeoutExpired:
+            failed.append(process)
+    for process, _, _ in launched:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    runs = [{"changed": json.loads(record.read_text()) if record.exists() else None,
+             "stderr": err.read_text()} for _, record, err in launched]
+    if failed:
+        logs = "\n".join(f"--- process {i} (exit {p.returncode}):\n{run['stderr'][-3000:]}"
+                         for i, ((p, _, _), run) in enumerate(zip(launched, runs)))
+        pytest.fail(f"the {name} search failed or hung:\n{logs}")
+    return runs
+
+
+def _final(workdir):
+    """The final state's weights, batch-norm statistics and architecture, as host arrays."""
+    state = jax.device_get(load_search(str(workdir))[1])
+    leaves = jax.tree_util.tree_flatten_with_path((state.params, state.batch_stats,
+                                                   state.arch.alpha))[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+def _records(workdir) -> dict:
+    with open(workdir / "metrics.jsonl") as f:
+        return {r["step"]: r for r in map(json.loads, f)}
+
+
+@pytest.mark.slow
+def test_two_processes_search_as_one_process_on_four_devices_and_resume(tmp_path):
+    """The quickstart, shrunk, in one process of 4 CPU devices, and in 2 processes of 2 stopped
+    after the checkpoint of step 3 and resumed by the same command: the same weights,
+    architecture, metrics and genotype (to float32 rounding: the processes sum gradients with
+    gloo, in another order), and process 1 wrote nothing but its part of the checkpoints."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _search(tmp_path, one, "one", processes=1, max_steps=STEPS)
+    first = _search(tmp_path, two, "first", processes=2, max_steps=3)
+    resumed = _search(tmp_path, two, "resumed", processes=2, max_steps=STEPS)
+
+    expected, got = _final(one), _final(two)
+    assert expected.keys() == got.keys() and len(expected) > 100
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
+    want, have = _records(one), _records(two)
+    assert sorted(have) == sorted(want) == [3, STEPS]  # step 3 from the first launch
+    for step, record in want.items():
+        assert have[step]["genotype"] == record["genotype"], step
+        np.testing.assert_allclose(have[step]["train_loss"], record["train_loss"], rtol=1e-5)
+        np.testing.assert_allclose(have[step]["arch_weights"]["cell"],
+                                   record["arch_weights"]["cell"], rtol=0, atol=1e-6)
+    with open(one / "genotype.json") as f, open(two / "genotype.json") as g:
+        assert json.load(g)["arch_str"] == json.load(f)["arch_str"]
+
+    assert "config.json" in first[0]["changed"]
+    for (chief, other), last in ((first, 3), (resumed, STEPS)):
+        assert {"metrics.jsonl", "genotype.json", "checkpoint_digests.json"} \
+            <= set(chief["changed"])
+        assert [p for p in other["changed"] if not p.startswith("checkpoints")] == []
+        assert f"step {last}/{last}" in chief["stderr"] and "jaxnas]" not in other["stderr"]
+    assert len([f for f in os.listdir(two) if f.startswith("events.out.tfevents")]) == 2
+
+
+@pytest.mark.slow
+def test_an_unreachable_coordinator_is_a_clear_error(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.search", *SEARCH_FLAGS, f"--workdir={tmp_path}",
+         f"--coordinator_address=localhost:{_free_port()}", "--num_processes=2",
+         "--process_id=1", "--distributed_timeout=3"],
+        cwd=REPO, env=_env(2), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.startswith("error: could not reach the coordinator at localhost:"), \
+        done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--distributed=off", "--process_id=1"], "--distributed=off runs one process alone; leave "
+                                               "out --process_id."),
+    (["--coordinator_address=localhost:1234"], "needs --coordinator_address, --num_processes "
+                                               "and --process_id, all three"),
+])
+def test_the_command_line_refuses_incomplete_process_flags(monkeypatch, capsys, tmp_path, args,
+                                                          message):
+    from absl import flags
+
+    from experiments import cli
+    from experiments import search as search_script
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", ["search", *SEARCH_FLAGS, f"--workdir={tmp_path}", *args])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run(search_script.main, multi_process=True)
+    finally:
+        flags.FLAGS.unparse_flags()
+        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
+            delattr(flags.FLAGS, name)
+    assert exit_.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: ") and message in stderr and "Traceback" not in stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"coordinator_address": "localhost:1234"}, "all three"),
+    ({"coordinator_address": "localhost:1234", "num_processes": 2, "process_id": 2},
+     "--process_id=2 is not one of 0 to 1"),
+])
+def test_start_refuses_incomplete_or_inconsistent_flags(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        distributed.start(**kwargs)
+
+
+def test_a_plain_run_starts_no_distributed_system(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("SLURM_", "OMPI_", "JAX_COORDINATOR")) or name == \
+                "KUBERNETES_SERVICE_HOST":
+            monkeypatch.delenv(name)
+    assert distributed.cluster_processes() == 1
+    assert distributed.start() is False
+
+
+def test_each_process_loads_its_block_of_rows_in_order(monkeypatch):
+    """Two processes of two devices each split a batch of 16 as one process of four devices
+    would: process p loads rows 8p to 8p + 7."""
+    devices = [types.SimpleNamespace(process_index=p) for p in (0, 0, 1, 1)]
+    mesh = types.SimpleNamespace(devices=np.asarray(devices), size=4)
+    rows = []
+    for p in (0, 1):
+        monkeypatch.setattr(jax, "process_index", lambda p=p: p)
+        rows.append(local_rows(16, mesh))
+    assert rows == [slice(0, 8), slice(8, 16)]
+    mesh.devices = np.asarray([devices[i] for i in (0, 2, 1, 3)])
+    with pytest.raises(ValueError, match="interleaves"):
+        local_rows(16, mesh)
+
+
+def test_one_process_loads_every_row_of_its_mesh_in_device_order():
+    assert local_rows(16) == slice(0, 16)
+    assert list(data_mesh().devices.flat) == jax.devices()
