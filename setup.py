@@ -21,6 +21,8 @@ setup(
         "absl-py>=2.0",
         "numpy>=1.26",
         "tensorflow-datasets>=4.9.7",
+        "grain>=0.2.6",  # the streaming pipeline (config.data_pipeline="grain")
+        "array_record>=0.5",  # the ArrayRecord files it reads
         "scikit-learn>=1.3",
         "matplotlib>=3.8",
         "tensorboardX>=2.6",

@@ -136,7 +136,7 @@ def on_chief(fn, *args, **kwargs):
             result = fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 -- shared with the other processes, then raised
             error = e
-    message = _broadcast_text(f"{type(error).__name__}: {error}" if error else "")
+    message = chief_text(f"{type(error).__name__}: {error}" if error else "")
     if error is not None:
         raise error
     if message:
@@ -155,7 +155,16 @@ def chief_value(value):
     return np.asarray(multihost_utils.broadcast_one_to_all(value))
 
 
-def _broadcast_text(text: str) -> str:
+def every_process(flag: bool) -> list[bool]:
+    """Each process's ``flag``, in process order, on every process (``[flag]`` with one)."""
+    if jax.process_count() == 1:
+        return [bool(flag)]
+    from jax.experimental import multihost_utils
+
+    return [bool(f) for f in multihost_utils.process_allgather(np.asarray(flag, np.bool_))]
+
+
+def chief_text(text: str) -> str:
     """Process 0's ``text`` on every process (at most ``_MESSAGE_BYTES`` of its UTF-8)."""
     buffer = np.zeros(_MESSAGE_BYTES, np.uint8)
     encoded = text.encode()[:_MESSAGE_BYTES]

@@ -153,7 +153,7 @@ def test_top5_test_accuracy_over_a_padded_test_split(nb201_genotype_json):
                   data.std, 13)
     state = init_state(setup, 0)
     mesh = data_mesh()
-    result = train_lib.evaluate(train_lib.make_evaluate(setup, mesh), setup, state, data, 4, mesh)
+    result = train_lib.evaluate(train_lib.make_evaluate(setup, mesh), setup, state, data, config, mesh)
     logits = np.asarray(jax.jit(setup.net.apply)(
         {"params": state.params, "batch_stats": state.batch_stats}, normalize(x, (0.5,), (0.25,))))
     rank = np.sum(logits > logits[np.arange(13), y][:, None], axis=1)  # classes scored higher
@@ -198,9 +198,10 @@ def test_imagenet_config_builds_and_one_step_has_the_right_shapes():
         "train_loss": (), "train_accuracy": (), "lr": ()}
 
 
-def test_imagenet_through_tfds_is_refused_with_an_explanation(tmp_path):
+def test_imagenet_in_memory_is_refused_with_an_explanation(tmp_path):
+    config = _config(train_darts_imagenet, data_pipeline="memory", image_size=0)
     with pytest.raises(ValueError, match="in-memory pipeline.*npz:PATH"):
-        train(_config(train_darts_imagenet), "DARTS_V2", str(tmp_path / "run"))
+        train(config, "DARTS_V2", str(tmp_path / "run"))
 
 
 # ------------------------------------------------------------------ runs

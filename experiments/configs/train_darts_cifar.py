@@ -18,6 +18,14 @@ def get_config():
     c.dataset = "tfds:cifar10"
     c.data_dir = ""  # tfds data dir; "" = the tfds default
     c.num_classes = 0  # classes of an npz set without a num_classes array (0: from its labels)
+    # "memory": the whole set in host memory (digits, npz, tfds sets that fit); "grain": streamed
+    # from tfds:NAME or arrayrecord:DIR by grain, for sets that do not fit (README, "Streaming
+    # data"), with image_size (0: the images' own, fixed size), data_threads reading threads and
+    # data_workers worker processes (0: none) per process.
+    c.data_pipeline = "memory"
+    c.image_size = 0
+    c.data_threads = 4
+    c.data_workers = 0
     c.space = ml_collections.ConfigDict(dict(name="darts", C=36, layers=20))
     c.imagenet_stem = False  # DARTS's ImageNet stem: three stride-2 3x3 convs
     c.aux_weight = 0.4  # loss weight of the auxiliary head at 2/3 depth (0: no head)

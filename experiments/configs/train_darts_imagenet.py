@@ -4,11 +4,18 @@ lr 0.1 decayed by 0.97 every epoch, weight decay 3e-5, batch 128, 250 epochs, no
 Amended-DARTS (004, section 4) uses --config.space.C=42 --config.optim_w.schedule=linear
 --config.optim_w.lr=0.5.
 
-tfds's imagenet2012 needs the ILSVRC2012 tars in DATA_DIR/downloads/manual and
---config.data_dir=DATA_DIR. The in-memory pipeline cannot hold ImageNet, so `train` refuses
-tfds:imagenet2012 (see jaxnas/engine/train_loop.py); the config is tested for shapes (one train step
-under jax.eval_shape on 224x224 batches). An npz of images pre-resized to a fixed size
-(--config.dataset=npz:PATH) runs with pad-crop + flip in place of random-resized crops.
+ImageNet does not fit in memory: the images stream from ArrayRecord files through grain
+(config.data_pipeline="grain", README "Streaming data"), each resized (shorter side 224) and
+centre-cropped to 224x224 on the host, then pad-crop + flip on the device (in place of DARTS's
+random-resized crops and colour jitter). Prepare tfds's imagenet2012 once (the ILSVRC2012 tars in
+DATA_DIR/downloads/manual) with `tfds build imagenet2012 --file_format=array_record
+--data_dir=DATA_DIR` and pass --config.data_dir=DATA_DIR; or point
+--config.dataset=arrayrecord:DIR at such a directory. A few steps at a tiny size on tfds's mock
+data (tests/test_streaming.py):
+
+    python -m experiments.train --genotype=DARTS_V2 \
+        --config=experiments/configs/train_darts_imagenet.py --workdir=runs/imagenet \
+        --config.data_workers=4
 """
 
 from experiments.configs import train_darts_cifar
@@ -17,6 +24,8 @@ from experiments.configs import train_darts_cifar
 def get_config():
     c = train_darts_cifar.get_config()
     c.dataset = "tfds:imagenet2012"
+    c.data_pipeline = "grain"
+    c.image_size = 224
     c.space.update(C=48, layers=14)
     c.imagenet_stem = True
     c.aux_weight = 0.4

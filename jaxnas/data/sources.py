@@ -35,6 +35,7 @@ import numpy as np
 KNOWN_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet2012": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
 
@@ -54,6 +55,30 @@ class ImageDataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def train(self) -> "ArraySplit":
+        return ArraySplit(self.x_train, self.y_train)
+
+    @property
+    def test(self) -> "ArraySplit":
+        return ArraySplit(self.x_test, self.y_test)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySplit:
+    """One split in memory, read like a streamed one (``streaming.RecordSplit``):
+    ``read(indices)`` -> ``{"image": uint8 [*indices.shape, H, W, C], "label": int32
+    [*indices.shape]}``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def read(self, indices) -> dict:
+        return {"image": self.images[indices], "label": self.labels[indices]}
 
 
 def load_dataset(spec: str, data_dir: str | None = None, num_classes: int = 0) -> ImageDataset:
@@ -246,34 +271,45 @@ def _npz(path):
         return data["x_train"], data["y_train"], data["x_test"], data["y_test"], count
 
 
-def _tfds(name, data_dir):
+def tfds_split(name: str, split: str, data_dir):
+    """The random-access source (``tfds.data_source``) of split ``split`` of the tfds dataset
+    ``name`` in ``data_dir`` (None: tfds's default); the test split falls back to
+    ``validation`` where there is none (imagenet2012). Clear errors for an unknown or
+    unprepared dataset, or one without ``image`` and ``label`` features."""
     import tensorflow_datasets as tfds
 
-    def open_split(split):
-        try:
-            return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        except tfds.core.registered.DatasetNotFoundError:
-            raise ValueError(f"TensorFlow Datasets has no dataset {name!r}; see "
-                             "https://www.tensorflow.org/datasets/catalog.") from None
-        except ValueError as e:
-            if split == "test" and "split" in str(e).lower():
-                return open_split("validation")  # e.g. imagenet2012 has no test split
-            raise
-        except Exception as e:  # not prepared: tfds raises several types for this
-            raise FileNotFoundError(
-                f"tfds dataset {name!r} is not prepared for random access in "
-                f"{data_dir or '~/tensorflow_datasets'} ({type(e).__name__}). Prepare it once "
-                f"with `tfds build {name} --file_format=array_record --data_dir=DIR` (needs "
-                "internet and TensorFlow) and pass --config.data_dir=DIR, or use "
-                "--config.dataset=npz:PATH or --config.dataset=digits.") from None
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(f"TensorFlow Datasets has no dataset {name!r}; see "
+                         "https://www.tensorflow.org/datasets/catalog.") from None
+    except ValueError as e:
+        if split == "test" and "split" in str(e).lower():
+            return tfds_split(name, "validation", data_dir)  # e.g. imagenet2012 has no test split
+        raise
+    except Exception as e:  # not prepared: tfds raises several types for this
+        raise FileNotFoundError(
+            f"tfds dataset {name!r} is not prepared for random access in "
+            f"{data_dir or '~/tensorflow_datasets'} ({type(e).__name__}). Prepare it once "
+            f"with `tfds build {name} --file_format=array_record --data_dir=DIR` (needs "
+            "internet and TensorFlow) and pass --config.data_dir=DIR, or use "
+            "--config.dataset=npz:PATH or --config.dataset=digits.") from None
+    check_image_features(source, f"tfds dataset {name!r} ({split} split)")
+    return source
 
+
+def check_image_features(source, what: str) -> None:
+    """A ValueError unless ``source``'s records have ``image`` and ``label`` features."""
+    features = source.dataset_info.features
+    if "image" not in features or "label" not in features:
+        raise ValueError(f"{what} is not an image classification set with 'image' and 'label' "
+                         f"features (it has {sorted(features)}).")
+
+
+def _tfds(name, data_dir):
     arrays, num_classes = [], None
     for split in ("train", "test"):
-        source = open_split(split)
-        first = source[0] if len(source) else {}
-        if "image" not in first or "label" not in first:
-            raise ValueError(f"tfds dataset {name!r} ({split} split) is not an image "
-                             "classification set with 'image' and 'label' features.")
+        source = tfds_split(name, split, data_dir)
         num_classes = source.dataset_info.features["label"].num_classes
         records = [source[i] for i in range(len(source))]
         arrays += [np.stack([r["image"] for r in records]).astype(np.uint8),

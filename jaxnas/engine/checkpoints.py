@@ -11,6 +11,10 @@ previous one is used.
 In a multi-process run (``jaxnas.distributed``) every process takes part in saving and restoring
 each checkpoint (orbax's multi-process protocol, in the workdir they share); process 0 alone
 writes the digests and moves a bad checkpoint aside.
+
+A run that streams its data (``with_data``) saves its loader's iterator state beside the state,
+as JSON (the ``data`` item; process 0's, which every process shares, as the loader's position
+does not depend on the number of processes), and ``restore_latest`` sets ``restored_data``.
 """
 
 import hashlib
@@ -50,14 +54,23 @@ def nonfinite_leaves(state) -> list[str]:
 
 
 class Checkpoints:
-    def __init__(self, workdir: str, keep: int = 3):
+    def __init__(self, workdir: str, keep: int = 3, with_data: bool = False):
         if keep < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {keep}.")
         self.workdir = workdir
         self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
         self.digest_path = os.path.join(workdir, DIGESTS)
+        self.with_data = with_data
+        self.restored_data = None
         self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            self.directory, item_names=("default", "data") if with_data else None,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+    def _args(self, state_args, data_args):
+        """The manager's args: the state's alone, or the state's and the data's."""
+        if not self.with_data:
+            return state_args
+        return ocp.args.Composite(default=state_args, data=data_args)
 
     def _digests(self) -> dict:
         if not os.path.exists(self.digest_path):
@@ -70,9 +83,10 @@ class Checkpoints:
                            "checked for finite values only.", self.digest_path, e)
             return {}
 
-    def save(self, step: int, state) -> None:
+    def save(self, step: int, state, data=None) -> None:
         """Records the digest of ``state`` and starts saving it as checkpoint ``step``
-        (asynchronously). Refuses a state that is not finite."""
+        (asynchronously), with the data loader's state ``data`` (a JSON-able dict) when
+        ``with_data``. Refuses a state that is not finite."""
         host = jax.device_get(state)
         bad = nonfinite_leaves(host)
         if bad:
@@ -85,22 +99,26 @@ class Checkpoints:
             digests = {k: v for k, v in self._digests().items() if int(k) >= oldest}
             write_json(self.digest_path, {**digests, str(step): state_digest(host)},
                        sort_keys=True)
-        self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        self.manager.save(step, args=self._args(ocp.args.StandardSave(state),
+                                                ocp.args.JsonSave(data)), force=True)
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
 
     def restore_latest(self, template):
         """The newest checkpoint that restores into the structure of ``template``, matches its
-        digest and is finite, or None."""
+        digest and is finite, or None; with ``with_data``, its data loader's state is
+        ``restored_data``."""
         digests = self._digests()
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                state = self.manager.restore(step, args=ocp.args.StandardRestore(template))
+                restored = self.manager.restore(step, args=self._args(
+                    ocp.args.StandardRestore(template), ocp.args.JsonRestore()))
             except Exception as e:  # orbax raises many types for a damaged checkpoint
                 self._move_aside(step, f"{type(e).__name__}: "
                                        f"{str(e).splitlines()[0] if str(e) else ''}")
                 continue
+            state = restored["default"] if self.with_data else restored
             expected = digests.get(str(step))
             state = jax.device_get(state)
             if expected is not None and state_digest(state) != expected:
@@ -114,6 +132,8 @@ class Checkpoints:
             if expected is None:
                 logger.warning("Checkpoint %d in %s has no recorded digest (%s); it is finite "
                                "and is used unchecked.", step, self.directory, self.digest_path)
+            if self.with_data:
+                self.restored_data = restored["data"]
             return state
         return None
 

@@ -1,12 +1,12 @@
-"""Pieces both loops (search and retraining) share: resuming, global batches from the host, the
-wall time kept in the state, and the check for a non-finite loss before anything is logged or
-saved."""
+"""Pieces both loops (search and retraining) share: resuming, global batches from the host (read
+in the loop, or streamed by grain), the wall time kept in the state, and the check for a
+non-finite loss before anything is logged or saved."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.data import local_rows, replicated, to_global
+from jaxnas.data import loader, local_rows, replicated, step_indices, to_global
 from jaxnas.distributed import chief_value
 from jaxnas.log import logger
 
@@ -31,16 +31,34 @@ def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batc
                    mesh) -> dict:
     """The next batches of every stream, sharded over ``mesh``:
     ``{stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}`` with n = ``per_step[stream]``
-    batches from ``positions[stream]`` on, from the training arrays of ``dataset`` (a stream
+    batches from ``positions[stream]`` on, from the training split of ``dataset`` (a stream
     with n = 0 is left out)."""
-    rows = local_rows(batch_size, mesh)
-    out = {}
-    for name, stream in streams.items():
-        if not per_step[name]:
-            continue
-        idx = np.stack([stream.batch(positions[name] + i)[rows] for i in range(per_step[name])])
-        out[name] = {"image": dataset.x_train[idx], "label": dataset.y_train[idx]}
-    return to_global(out, mesh, batch_axis=1)
+    indices = step_indices(streams, positions, per_step, local_rows(batch_size, mesh))
+    return to_global({name: dataset.train.read(idx) for name, idx in indices.items()}, mesh,
+                     batch_axis=1)
+
+
+def step_batches(read, start: int, total: int, config, restored=None):
+    """An iterator of ``read(start)``, ..., ``read(total - 1)`` (``StepReader``: this process's
+    rows of each step's batches): read in the loop when ``config.data_pipeline`` is ``memory``;
+    read ahead by grain (``config.data_threads`` threads, ``config.data_workers`` worker
+    processes) when it is ``grain``, from the loader state ``restored`` (None: step 0), and
+    then with ``get_state()`` for the checkpoint."""
+    if config.data_pipeline == "memory":
+        return map(read, range(start, total))
+    iterator = iter(loader(read, total, config.data_threads, config.data_workers))
+    if restored is None and start:
+        raise ValueError(f"The checkpoint of step {start} holds no state of the data loader, "
+                         "so the run cannot go on with the batches it would have seen; resume "
+                         "it with the config.data_pipeline it was saved with.")
+    if restored is not None:
+        try:
+            iterator.set_state(restored)
+        except Exception as e:  # noqa: BLE001 -- grain raises several types for a foreign state
+            raise ValueError(f"The data loader's state in the checkpoint of step {start} does "
+                             f"not fit this loader ({type(e).__name__}: {e}); resume with the "
+                             "config.data_workers the run was saved with.") from None
+    return iterator
 
 
 def first_nonfinite_step(old, new, metrics: dict):

@@ -9,11 +9,11 @@ statistics) every ``config.eval_every`` epochs and at the end, and writes to ``w
 ``metrics.jsonl``, TensorBoard events, ``training_curves.png``, ``genotype.png/.svg`` and
 ``report.json``. Re-running the same command resumes from the last complete checkpoint.
 
-The datasets are in-memory uint8 arrays (``jaxnas.data``). That fits CIFAR (150 MB), not ImageNet
-(~150 GB of variable-size JPEGs): ``tfds:imagenet2012`` is refused with an explanation, and the
-ImageNet config is checked for shapes only. Training on ImageNet needs a streaming pipeline that
-decodes, random-resize-crops and shards batches on the hosts (tfds or grain over ArrayRecord) and
-feeds the same step.
+``config.data_pipeline`` picks how the data is read: ``memory`` holds the whole set as uint8
+arrays (``jaxnas.data.sources``), which fits CIFAR (150 MB) but not ImageNet (~150 GB of
+variable-size JPEGs; ``tfds:imagenet2012`` is refused there with an explanation); ``grain``
+streams it from ArrayRecord files (``jaxnas.data.streaming``), fitted to ``config.image_size``,
+and saves the loader's state in each checkpoint. Both feed the same step the same batches.
 """
 
 import dataclasses
@@ -29,13 +29,14 @@ import numpy as np
 import optax
 
 from jaxnas import viz
-from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, local_rows,
-                         normalize, preprocess, replicated, to_global)
+from jaxnas.data import (BatchStream, EvalReader, StepReader, check_batch_size, check_pipeline,
+                         data_mesh, load_dataset, loader, local_rows, normalize, open_streaming,
+                         padded_batches, preprocess, replicated, to_global)
 from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.loop import (check_finite, first_nonfinite_step, global_batches,
-                                replicated_seconds, resume)
+from jaxnas.engine.loop import (check_finite, first_nonfinite_step, replicated_seconds, resume,
+                                step_batches)
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule, weight_optimizer
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked
@@ -106,7 +107,12 @@ def validate(config) -> None:
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
                                    "optim_w.momentum", "optim_w.grad_clip", "cutout",
                                    "max_steps", "eval_every", "aux_weight", "drop_path",
-                                   "label_smoothing", "num_classes")
+                                   "label_smoothing", "num_classes", "image_size",
+                                   "data_threads", "data_workers")
+    check_pipeline(config.data_pipeline)
+    if config.image_size and config.data_pipeline != "grain":
+        raise ValueError(f"config.image_size={config.image_size} resizes streamed images only; "
+                         "set config.data_pipeline='grain', or image_size=0.")
     epoch_schedule(config.optim_w, config.epochs, 1)  # raises for an unknown schedule
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
@@ -124,8 +130,8 @@ def check_in_memory(dataset: str) -> None:
         raise ValueError(
             f"config.dataset={dataset!r}: the in-memory pipeline (jaxnas.data) holds a whole "
             "dataset as one uint8 array, which ImageNet's ~1.3M variable-size images do not "
-            "fit. Pass images resized to a fixed size as --config.dataset=npz:PATH, or feed "
-            "make_step's step from a streaming pipeline (see jaxnas/engine/train_loop.py).")
+            "fit. Stream it with --config.data_pipeline=grain --config.image_size=224, or pass "
+            "images resized to a fixed size as --config.dataset=npz:PATH.")
 
 
 def make_network(config, genotype, num_classes: int):
@@ -292,23 +298,19 @@ def make_evaluate(setup: TrainSetup, mesh):
     return jax.jit(accumulate, out_shardings=replicated(mesh))
 
 
-def evaluate(evaluate_fn, setup: TrainSetup, state: TrainState, dataset, batch_size: int,
-             mesh) -> dict:
+def evaluate(evaluate_fn, setup: TrainSetup, state: TrainState, dataset, config, mesh) -> dict:
     """Test loss and accuracy (top-5 too with more than 10 classes) of ``state`` over the whole
-    test split, in batches of ``batch_size`` (the last one padded and masked)."""
-    n = len(dataset.x_test)
-    padded = -(-n // batch_size) * batch_size
-    index = np.arange(padded)
-    mask = (index < n).astype(np.float32)
-    index = np.where(index < n, index, 0)
-    rows = local_rows(batch_size, mesh)
+    test split, in batches of ``config.batch_size`` (the last one padded and masked), read as
+    ``config.data_pipeline`` says."""
+    n = len(dataset.test)
+    batches = padded_batches(n, config.batch_size, local_rows(config.batch_size, mesh))
+    read = EvalReader(dataset.test, batches)
+    local = (map(read, range(len(batches))) if config.data_pipeline == "memory"
+             else loader(read, len(batches), config.data_threads, 0))
     keys = ("loss",) + tuple(f"top{k}" for k in setup.top_k)
     totals = jax.device_put({k: np.zeros((), np.float32) for k in keys}, replicated(mesh))
-    for start in range(0, padded, batch_size):
-        idx = index[start:start + batch_size][rows]
-        batch = to_global({"image": dataset.x_test[idx], "label": dataset.y_test[idx],
-                           "mask": mask[start:start + batch_size][rows]}, mesh)
-        totals = evaluate_fn(totals, state.params, state.batch_stats, batch)
+    for batch in local:
+        totals = evaluate_fn(totals, state.params, state.batch_stats, to_global(batch, mesh))
     totals = {k: float(v) for k, v in jax.device_get(totals).items()}
     result = {"test_loss": totals["loss"] / n, "test_accuracy": totals["top1"] / n}
     if "top5" in totals:
@@ -329,10 +331,14 @@ def train(config, genotype, workdir: str, allow_changes=()) -> TrainResult:
     if isinstance(genotype, (str, os.PathLike)):
         genotype = load_genotype(genotype)
     validate(config)
-    check_in_memory(config.dataset)
-    dataset = load_dataset(config.dataset, config.data_dir or None, config.num_classes)
+    if config.data_pipeline == "grain":
+        dataset = open_streaming(config.dataset, config.data_dir or None, config.image_size,
+                                 config.num_classes)
+    else:
+        check_in_memory(config.dataset)
+        dataset = load_dataset(config.dataset, config.data_dir or None, config.num_classes)
     setup = build(config, genotype, dataset.num_classes, dataset.image_shape, dataset.mean,
-                  dataset.std, len(dataset.x_train))
+                  dataset.std, len(dataset.train))
     mesh = data_mesh()
     check_batch_size(config.batch_size, mesh)
     check_workdir(workdir)
@@ -343,14 +349,17 @@ def train(config, genotype, workdir: str, allow_changes=()) -> TrainResult:
 
 def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
     params, macs = network_size(setup.net, dataset.image_shape)
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    streamed = config.data_pipeline == "grain"
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints, with_data=streamed)
     state = resume(checkpoints, init_state(setup, config.seed), mesh)
     start, total = int(state.step), setup.total_steps
     seconds = float(state.seconds)
 
     step_fn, evaluate_fn = make_step(setup, mesh), make_evaluate(setup, mesh)
-    streams = {"train": BatchStream(np.arange(len(dataset.x_train)), config.batch_size,
+    streams = {"train": BatchStream(np.arange(len(dataset.train)), config.batch_size,
                                     config.seed)}
+    read = StepReader(dataset.train, streams, {"train": 1}, local_rows(config.batch_size, mesh))
+    batches = step_batches(read, start, total, config, checkpoints.restored_data)
     eval_period = config.eval_every * setup.steps_per_epoch
     writer = MetricsWriter(workdir, resume_step=start)
     progress = Progress(total, setup.steps_per_epoch, config.epochs, start)
@@ -359,8 +368,7 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
     t0 = time.perf_counter()
     try:
         for step in range(start, total):
-            batch = global_batches(dataset, streams, {"train": step}, {"train": 1},
-                                   config.batch_size, mesh)["train"]
+            batch = to_global(next(batches)["train"], mesh, batch_axis=1)
             state, metrics = step_fn(state, jax.tree.map(lambda x: x[0], batch))
             done = step + 1
             if done % config.log_every == 0 or done == total:
@@ -371,13 +379,13 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
                                      "accuracy": metrics["train_accuracy"], "lr": metrics["lr"]})
             if eval_period and done % eval_period == 0 and done < total:
                 _log_eval(writer, done, setup,
-                          evaluate(evaluate_fn, setup, state, dataset, config.batch_size, mesh))
+                          evaluate(evaluate_fn, setup, state, dataset, config, mesh))
             if done % config.checkpoint_every == 0 or done == total:
                 check_finite(state, checkpoints, _ADVICE)
                 state = state.replace(seconds=replicated_seconds(
                     seconds + time.perf_counter() - t0, mesh))
-                checkpoints.save(done, state)
-        result = evaluate(evaluate_fn, setup, state, dataset, config.batch_size, mesh)
+                checkpoints.save(done, state, batches.get_state() if streamed else None)
+        result = evaluate(evaluate_fn, setup, state, dataset, config, mesh)
         if start < total:
             _log_eval(writer, total, setup, result)
     finally:
@@ -388,7 +396,7 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
     report = {**result, "params": params, "macs": macs, "epochs": config.epochs,
               "epochs_done": total / setup.steps_per_epoch, "steps": total,
               "steps_per_epoch": setup.steps_per_epoch, "batch_size": config.batch_size,
-              "dataset": config.dataset, "test_examples": len(dataset.x_test),
+              "dataset": config.dataset, "test_examples": len(dataset.test),
               "wall_time_s": seconds, "genotype": genotype.to_dict()}
     on_chief(_finish, workdir, genotype, report)
     return TrainResult(report, state)

@@ -15,15 +15,17 @@ import json
 import os
 import socket
 
-from jaxnas.distributed import on_chief
+from jaxnas.distributed import chief_text, every_process, on_chief
 from jaxnas.files import write_json
 from jaxnas.log import logger
 
 RUN_CONTROL = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                "eigenvalue_every", "eigenvalue_iters", "nb201_table", "data_dir",
-               "eval_every")
+               "eval_every", "data_threads")
 FROZEN = ("space", "strategy", "dataset", "seed", "batch_size", "train_portion",
-          "optim_alpha.name", "num_classes", "imagenet_stem")
+          "optim_alpha.name", "num_classes", "imagenet_stem", "data_pipeline")
+# The values that mean "off" for a field a saved config lacks ("memory": config.data_pipeline's).
+OFF = (0, "", None, False, {}, "memory")
 LOCK = ".lock"
 
 
@@ -50,15 +52,39 @@ def locked(workdir: str):
     """Creates ``workdir`` and holds an exclusive lock on it (``WORKDIR/.lock``, with the pid,
     host and start time of the owner) until the block ends. The kernel releases the lock when
     the owner dies, so the lock file of a killed run is taken over. In a multi-process run,
-    process 0 takes it for all (a busy workdir is an error on every process)."""
+    process 0 takes it for all (a busy workdir is an error on every process), and every process
+    checks that it sees the lock file process 0 wrote (``check_shared``)."""
     path = os.path.join(workdir, LOCK)
     lock = on_chief(_take_lock, workdir, path)
     try:
+        check_shared(workdir, path)
         yield
     finally:
         if lock is not None:
             os.unlink(path)  # while still holding the lock
             lock.close()
+
+
+def check_shared(workdir: str, path: str) -> None:
+    """A ValueError on every process unless every process reads in its ``path`` (a file in
+    ``workdir``) what process 0 wrote there: the processes of a run must share the workdir."""
+    written = chief_text(_read(path) or "")
+    blind = [i for i, ok in enumerate(every_process(_read(path) == written)) if not ok]
+    if blind:
+        raise ValueError(
+            f"The workdir {workdir!r} is not shared: process{'es' * (len(blind) > 1)} "
+            f"{', '.join(map(str, blind))} cannot see the file {LOCK} that process 0 wrote in "
+            "it. The processes of a run save one checkpoint together, so the workdir must be on "
+            "a filesystem that every host mounts at the same path (NFS, a cluster filesystem, "
+            "a bucket through gcsfuse); pass such a --workdir.")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def _take_lock(workdir: str, path: str):
@@ -148,7 +174,7 @@ def _claim(workdir: str, config, allow_changes) -> None:
     old = _flat(saved)
     # A field the saved config lacks, at its "off" value, is one added to jaxnas since: no change.
     diff = sorted(k for k in set(old) | set(fields) if old.get(k) != fields.get(k)
-                  and (k in old or fields[k] not in (0, "", None, False, {})))
+                  and (k in old or fields[k] not in OFF))
     if not diff:
         return
     details = "; ".join(f"{k}: {old.get(k)!r} -> {fields.get(k)!r}" for k in diff)
