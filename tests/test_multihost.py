@@ -1,5 +1,6 @@
-"""Searches on several processes (``jaxnas.distributed``): two processes of two CPU devices each,
-started on this machine with the experiment command's flags, against one process of four."""
+"""Searches and retraining on several processes (``jaxnas.distributed``): two processes of two
+CPU devices each, started on this machine with the experiment command's flags, against one
+process of four; a resume on another process count; a workdir the processes do not share."""
 
 import json
 import os
@@ -12,7 +13,9 @@ import types
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
+from arrayrecords import write_mini
 
 from jaxnas import distributed
 from jaxnas.data import data_mesh, local_rows
@@ -24,12 +27,16 @@ QUICKSTART = os.path.join(REPO, "experiments", "configs", "quickstart.py")
 SEARCH_FLAGS = [f"--config={QUICKSTART}", "--config.space.C=4", "--config.batch_size=16",
                 "--config.optim_alpha.lr=3e-3", "--config.log_every=3",
                 "--config.checkpoint_every=3"]
+SEARCH = ("experiments.search", *SEARCH_FLAGS)
+NB201_ARCH = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|"
+              "avg_pool_3x3~2|")
 STEPS = 6
 RUN_TIMEOUT = 600  # seconds per search: a hung process fails the test instead of blocking CI
 
-# Runs experiments.search with the arguments after the first two, recording in the JSON file
-# sys.argv[2] what the process changes in the workdir sys.argv[1] (Python's audit events: files
-# opened for writing, renames, new folders, removals), relative to it.
+# Runs the module sys.argv[3] (experiments.search, experiments.train) with the arguments after it,
+# recording in the JSON file sys.argv[2] what the process changes in the workdir sys.argv[1]
+# (Python's audit events: files opened for writing, renames, new folders, removals), relative to
+# it.
 _DRIVER = textwrap.dedent("""
     import atexit, json, os, runpy, sys
     workdir, record = os.path.realpath(sys.argv[1]), sys.argv[2]
@@ -53,8 +60,9 @@ _DRIVER = textwrap.dedent("""
 
     atexit.register(save)
     sys.addaudithook(audit)
-    sys.argv = ["experiments.search"] + sys.argv[3:]
-    runpy.run_module("experiments.search", run_name="__main__", alter_sys=True)
+    module = sys.argv[3]
+    sys.argv = [module] + sys.argv[4:]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 """)
 
 
@@ -69,27 +77,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(tmp_path, workdir, name: str, args: list, devices: int) -> tuple:
-    """Starts one process of the search (``name`` labels its files) and returns ``(process,
-    record path, stderr path)``."""
+def _launch(tmp_path, workdir, name: str, args: list, devices: int, command: tuple) -> tuple:
+    """Starts one process of ``command`` (a module and its flags; ``name`` labels its files) and
+    returns ``(process, record path, stderr path)``."""
     record, err = tmp_path / f"{name}.changed.json", tmp_path / f"{name}.stderr"
     with open(err, "w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-c", _DRIVER, str(workdir), str(record), *SEARCH_FLAGS,
+            [sys.executable, "-c", _DRIVER, str(workdir), str(record), *command,
              f"--workdir={workdir}", *args], cwd=REPO, env=_env(devices),
             stdout=subprocess.DEVNULL, stderr=stderr)
     return process, record, err
 
 
-def _search(tmp_path, workdir, name: str, processes: int, max_steps: int) -> list[dict]:
-    """Runs the search in ``workdir`` on ``processes`` processes (4 CPU devices in all) up to
-    ``max_steps`` and returns, per process, what it changed in the workdir and its stderr."""
+def _search(tmp_path, workdir, name: str, processes: int, max_steps: int, command=SEARCH,
+            check: bool = True) -> list[dict]:
+    """Runs ``command`` (the search) in ``workdir`` (or each process in its own, given a list)
+    on ``processes`` processes (4 CPU devices in all) up to ``max_steps`` and returns, per
+    process, what it changed in the workdir, its stderr and its exit status; fails the test if
+    a process fails and ``check``."""
     args = [f"--config.max_steps={max_steps}"]
     if processes > 1:
         args += [f"--coordinator_address=localhost:{_free_port()}",
                  f"--num_processes={processes}", "--distributed_timeout=120"]
-    launched = [_launch(tmp_path, workdir, f"{name}.{i}",
-                        args + ([f"--process_id={i}"] if processes > 1 else []), 4 // processes)
+    workdirs = workdir if isinstance(workdir, list) else [workdir] * processes
+    launched = [_launch(tmp_path, workdirs[i], f"{name}.{i}",
+                        args + ([f"--process_id={i}"] if processes > 1 else []), 4 // processes,
+                        command)
                 for i in range(processes)]
     deadline, failed = time.monotonic() + RUN_TIMEOUT, []
     for process, _, _ in launched:
@@ -103,8 +116,9 @@ def _search(tmp_path, workdir, name: str, processes: int, max_steps: int) -> lis
             process.kill()
             process.wait()
     runs = [{"changed": json.loads(record.read_text()) if record.exists() else None,
-             "stderr": err.read_text()} for _, record, err in launched]
-    if failed:
+             "stderr": err.read_text(), "status": process.returncode}
+            for process, record, err in launched]
+    if failed and check:
         logs = "\n".join(f"--- process {i} (exit {p.returncode}):\n{run['stderr'][-3000:]}"
                          for i, ((p, _, _), run) in enumerate(zip(launched, runs)))
         pytest.fail(f"the {name} search failed or hung:\n{logs}")
@@ -156,6 +170,80 @@ def test_two_processes_search_as_one_process_on_four_devices_and_resume(tmp_path
         assert [p for p in other["changed"] if not p.startswith("checkpoints")] == []
         assert f"step {last}/{last}" in chief["stderr"] and "jaxnas]" not in other["stderr"]
     assert len([f for f in os.listdir(two) if f.startswith("events.out.tfevents")]) == 2
+
+
+def _retrain(records) -> tuple:
+    """experiments.train of an NB201 cell (C=4, N=1) streamed from the ArrayRecord directory
+    ``records`` (40 images: 5 steps of 8 an epoch), logging every step, checkpoints every 3."""
+    return ("experiments.train", f"--genotype={NB201_ARCH}",
+            f"--config={os.path.join(REPO, 'experiments', 'configs', 'train_nb201.py')}",
+            f"--config.dataset=arrayrecord:{records}", "--config.data_pipeline=grain",
+            "--config.space.C=4", "--config.space.N=1", "--config.batch_size=8",
+            "--config.epochs=2", "--config.log_every=1", "--config.checkpoint_every=3",
+            "--config.eval_every=0", "--config.data_threads=2")
+
+
+def _checkpoint(workdir, step: int) -> dict:
+    """The state saved at ``step`` (but its wall time), as host arrays by path (on this
+    process's one device, whatever the devices that saved it)."""
+    path, checkpointer = str(workdir / "checkpoints" / str(step) / "default"), \
+        ocp.PyTreeCheckpointer()
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                            checkpointer.metadata(path).item_metadata.tree)
+    tree = checkpointer.restore(path, restore_args=as_numpy)
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves
+            if "seconds" not in jax.tree_util.keystr(path)}
+
+
+def _train_losses(workdir) -> dict:
+    with open(workdir / "metrics.jsonl") as f:
+        return {r["step"]: r["train_loss"] for r in map(json.loads, f) if "train_loss" in r}
+
+
+@pytest.mark.slow
+def test_two_processes_retrain_as_one_and_a_checkpoint_resumes_on_another_count(tmp_path):
+    """Streamed retraining: 2 processes of 2 devices stopped at the checkpoint of step 3 hold the
+    state that 1 process of 4 holds there, and 1 process of 4 resuming from it (process count 2
+    -> 1; the batch of 8 divides both) ends at step 6 (into the second epoch) as the 1-process
+    run does: the same weights, batch statistics and optimizer state (to float32 rounding, 1e-5:
+    gloo sums the gradients in another order; a batch read wrong moves them by ~0.1), losses
+    and loader position."""
+    records = write_mini(tmp_path / "mini")
+    one, two = tmp_path / "one", tmp_path / "two"
+    _search(tmp_path, one, "one", processes=1, max_steps=STEPS, command=_retrain(records))
+    _search(tmp_path, two, "two", processes=2, max_steps=3, command=_retrain(records))
+    expected, got = _checkpoint(one, 3), _checkpoint(two, 3)
+    assert expected.keys() == got.keys() and len(expected) > 20
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    data = json.loads((two / "checkpoints" / "3" / "data" / "metadata").read_text())
+    assert data == {"next_index": 3}
+    _search(tmp_path, two, "resumed", processes=1, max_steps=STEPS, command=_retrain(records))
+    expected, got = _checkpoint(one, STEPS), _checkpoint(two, STEPS)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    want, have = _train_losses(one), _train_losses(two)
+    assert sorted(have) == sorted(want) == list(range(1, STEPS + 1))
+    for step in want:
+        np.testing.assert_allclose(have[step], want[step], rtol=1e-5, err_msg=step)
+    with open(one / "report.json") as f, open(two / "report.json") as g:
+        np.testing.assert_allclose(json.load(g)["test_loss"], json.load(f)["test_loss"],
+                                   rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_workdir_the_processes_do_not_share_is_a_clear_error(tmp_path):
+    """Process 1 given another directory than process 0 (as on a host that does not mount
+    process 0's): both stop with one error that names the cause, and no checkpoint is written."""
+    mine, theirs = tmp_path / "shared", tmp_path / "elsewhere"
+    runs = _search(tmp_path, [mine, theirs], "split", processes=2, max_steps=3, check=False)
+    for run, workdir in zip(runs, (mine, theirs)):
+        assert run["status"] == 1, run["stderr"][-3000:]
+        assert f"error: The workdir '{workdir}' is not shared: process 1 cannot see the file " \
+               ".lock that process 0 wrote in it." in run["stderr"], run["stderr"][-3000:]
+        assert "Traceback" not in run["stderr"]
+    assert not (mine / "checkpoints").exists() and not theirs.exists()
 
 
 @pytest.mark.slow

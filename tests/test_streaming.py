@@ -2,7 +2,6 @@
 read at random from ArrayRecord files written here and from tfds's mock data, each process's rows
 of a global batch, the loader's state in the checkpoint, and the retraining loop fed by it."""
 
-import io
 import json
 import os
 import sys
@@ -12,68 +11,22 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
+from arrayrecords import write_mini
 
-from experiments.configs import train_darts_imagenet, train_nb201
+from experiments.configs import train_nb201
 from jaxnas.data import (BatchStream, StepReader, check_batch_size, loader, local_rows,
                          open_streaming, padded_batches)
 from jaxnas.data.streaming import RecordSplit
 from jaxnas.engine import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NB201_ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
-
-
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def train_image(i: int, side: int = 8) -> np.ndarray:
-    """Training record ``i``'s image: every pixel ``i`` (so a pixel names the record)."""
-    return np.full((side, side, 3), i, np.uint8)
-
-
-def write_arrayrecord(directory, num_train: int = 40, num_test: int = 10, classes: int = 5,
-                      shapes=None) -> str:
-    """A tfds dataset directory of ArrayRecord files: train record i has ``train_image(i)``
-    (or an image of ``shapes[i]``, every pixel i) and label i % classes; test record i has
-    pixels 200 + i and label i % classes. Returns ``directory``."""
-    from array_record.python.array_record_module import ArrayRecordWriter
-
-    os.makedirs(directory, exist_ok=True)
-    features = tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(None, None, 3)),
-        "label": tfds.features.ClassLabel(num_classes=classes)})
-    template = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
-    infos = []
-    for split, count in (("train", num_train), ("test", num_test)):
-        writer = ArrayRecordWriter(
-            os.path.join(directory, f"mini-{split}.array_record-00000-of-00001"), "group_size:1")
-        for i in range(count):
-            if split == "test":
-                image = np.full((8, 8, 3), 200 + i, np.uint8)
-            elif shapes is None:
-                image = train_image(i)
-            else:
-                image = np.full(shapes[i] + (3,), i, np.uint8)
-            writer.write(features.serialize_example({"image": _png(image), "label": i % classes}))
-        writer.close()
-        infos.append(tfds.core.SplitInfo(
-            name=split, shard_lengths=[count], num_bytes=0,
-            filename_template=tfds.core.ShardedFileTemplate(
-                data_dir=str(directory), template=template, dataset_name="mini",
-                filetype_suffix="array_record")))
-    tfds.folder_dataset.write_metadata(data_dir=str(directory), features=features,
-                                       split_infos=infos, filename_template=template,
-                                       check_data=False)
-    return str(directory)
+NB201_ARCH = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|"
+              "avg_pool_3x3~2|")
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    return write_arrayrecord(tmp_path_factory.mktemp("arrayrecord") / "mini")
+    return write_mini(tmp_path_factory.mktemp("arrayrecord") / "mini")
 
 
 def _mesh(processes: int, devices: int = 1):
@@ -112,7 +65,7 @@ def test_images_of_other_sizes_are_resized_and_centre_cropped():
 
 
 def test_images_of_several_sizes_need_an_image_size(tmp_path):
-    directory = write_arrayrecord(tmp_path / "mini", num_train=2, shapes=[(8, 16), (4, 4)])
+    directory = write_mini(tmp_path / "mini", num_train=2, shapes=[(8, 16), (4, 4)])
     fitted = open_streaming(f"arrayrecord:{directory}", image_size=8)
     assert fitted.image_shape == (8, 8, 3)
     np.testing.assert_array_equal(fitted.train.read(np.arange(2))["image"][:, 3, 3, 0], [0, 1])

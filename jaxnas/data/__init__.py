@@ -1,5 +1,6 @@
 """Datasets, the search split, deterministic batches, augmentation and device sharding."""
 
+from jaxnas.data.arrayrecord import write_arrayrecord
 from jaxnas.data.augment import normalize, preprocess
 from jaxnas.data.pipeline import (BatchStream, EvalReader, StepReader, padded_batches,
                                   search_split, step_indices)

@@ -6,16 +6,16 @@ sources.
 - ``tfds:NAME``: a tfds dataset prepared as ArrayRecord (``tfds build NAME
   --file_format=array_record``), through ``tfds.data_source``;
 - ``arrayrecord:DIR``: a tfds dataset directory: ``features.json``, ``dataset_info.json`` and
-  the ``NAME-SPLIT.array_record-XXXXX-of-YYYYY`` shards, as ``tfds build`` writes it or as
-  ``tfds.folder_dataset.write_metadata`` describes ArrayRecord files of one's own.
+  the ``NAME-SPLIT.array_record-XXXXX-of-YYYYY`` shards, as ``tfds build`` writes it (in
+  ``DATA_DIR/NAME/VERSION``) or ``jaxnas.data.write_arrayrecord`` writes one's own images.
 
-Nothing is held in memory but the batches in flight. Records are read at random (no shuffle
-buffer), so batch ``j`` of a ``BatchStream`` holds the same examples as in the in-memory pipeline,
-and each process reads only its rows of it (``local_rows``). ``loader`` reads the batches
-(``StepReader``, ``EvalReader``) in grain's threads (``threads``) or worker processes (``workers``), where records are decoded and
-fitted to the run's image size; augmentation (crop, flip, cutout) happens on the device, in the
-step, as for the in-memory path. The loader's element ``j`` is batch ``j``, whatever the number of
-processes, and its iterator's state (``get_state``) is saved in each checkpoint.
+Nothing is held in memory but the batches in flight. Records are read at random (no shuffle buffer),
+so batch ``j`` of a ``BatchStream`` holds the same examples as in the in-memory pipeline, and each
+process reads only its rows of it (``local_rows``). ``loader`` reads the batches (``StepReader``,
+``EvalReader``) in grain's threads (``threads``) or worker processes (``workers``), where records
+are decoded and fitted to the run's image size; augmentation (crop, flip, cutout) happens on the
+device, in the step, as for the in-memory path. The loader's element ``j`` is batch ``j``, whatever
+the number of processes, and its iterator's state (``get_state``) is saved in each checkpoint.
 """
 
 import dataclasses
@@ -147,8 +147,8 @@ def _directory_splits(path: str):
         raise FileNotFoundError(
             f"{path!r} is not a tfds dataset directory (no features.json). Point "
             "arrayrecord:DIR at the directory `tfds build --file_format=array_record` wrote "
-            "(DATA_DIR/NAME/VERSION), or describe your ArrayRecord files there with "
-            "tfds.folder_dataset.write_metadata (README, 'Streaming data').")
+            "(DATA_DIR/NAME/VERSION), or write your images as one with "
+            "jaxnas.data.write_arrayrecord (README, 'Streaming data').")
     builder = tfds.builder_from_directory(path)
     splits = []
     for split in ("train", "test"):
