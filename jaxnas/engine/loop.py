@@ -43,9 +43,10 @@ def step_batches(read, start: int, total: int, config, restored=None):
     rows of each step's batches): read in the loop when ``config.data_pipeline`` is ``memory``;
     read ahead by grain (``config.data_threads`` threads, ``config.data_workers`` worker
     processes) when it is ``grain``, from the loader state ``restored`` (None: step 0), and
-    then with ``get_state()`` for the checkpoint."""
+    then with ``get_state()`` for the checkpoint. ``close()`` it when done (grain's threads and
+    workers stop)."""
     if config.data_pipeline == "memory":
-        return map(read, range(start, total))
+        return (read(step) for step in range(start, total))
     iterator = iter(loader(read, total, config.data_threads, config.data_workers))
     if restored is None and start:
         raise ValueError(f"The checkpoint of step {start} holds no state of the data loader, "

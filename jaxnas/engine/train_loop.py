@@ -389,6 +389,7 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
         if start < total:
             _log_eval(writer, total, setup, result)
     finally:
+        batches.close()
         checkpoints.close()
         writer.close()
     if start < total:
