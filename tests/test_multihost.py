@@ -172,6 +172,23 @@ def test_two_processes_search_as_one_process_on_four_devices_and_resume(tmp_path
     assert len([f for f in os.listdir(two) if f.startswith("events.out.tfevents")]) == 2
 
 
+@pytest.mark.slow
+def test_a_two_process_search_checkpoint_resumes_on_one_process(tmp_path):
+    """The shrunk quickstart search stopped by 2 processes of 2 devices at the checkpoint of
+    step 3 and resumed by 1 process of 4 (process count 2 -> 1; the batch of 16 divides both)
+    ends with the weights, architecture and genotype of 1 process of 4 throughout."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _search(tmp_path, one, "one", processes=1, max_steps=STEPS)
+    _search(tmp_path, two, "first", processes=2, max_steps=3)
+    _search(tmp_path, two, "resumed", processes=1, max_steps=STEPS)
+    expected, got = _final(one), _final(two)
+    assert expected.keys() == got.keys() and len(expected) > 100
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
+    with open(one / "genotype.json") as f, open(two / "genotype.json") as g:
+        assert json.load(g)["arch_str"] == json.load(f)["arch_str"]
+
+
 def _retrain(records) -> tuple:
     """experiments.train of an NB201 cell (C=4, N=1) streamed from the ArrayRecord directory
     ``records`` (40 images: 5 steps of 8 an epoch), logging every step, checkpoints every 3."""
