@@ -134,6 +134,22 @@ def test_a_restored_loader_goes_on_with_the_same_batches(records):
         jax.tree.map(np.testing.assert_array_equal, next(resumed), whole[j])
 
 
+def test_a_loader_state_that_does_not_fit_is_a_clear_error():
+    """A state saved by a loader with worker processes, restored into one without; and a
+    checkpoint past step 0 without any loader state."""
+    from jaxnas.engine.loop import step_batches
+
+    config = types.SimpleNamespace(data_pipeline="grain", data_threads=1, data_workers=0)
+    two_workers = {"next_index_in_cycle": 1, "next_index_in_datasets": 3,
+                   "iterators_in_use_indices": [0, 1], "exhausted": [0, 0], "future_states": {},
+                   "iterators_in_use_states": [{"next_index": 2}, {"next_index": 1}]}
+    with pytest.raises(ValueError, match="checkpoint of step 3 does not fit this loader .*resume "
+                                         "with the config.data_workers the run was saved with"):
+        step_batches(lambda j: j, 3, 10, config, two_workers)
+    with pytest.raises(ValueError, match="checkpoint of step 3 holds no state of the data loader"):
+        step_batches(lambda j: j, 3, 10, config, None)
+
+
 @pytest.mark.slow
 def test_worker_processes_read_the_same_batches(records):
     data = open_streaming(f"arrayrecord:{records}")

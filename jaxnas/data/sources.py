@@ -95,7 +95,7 @@ def load_dataset(spec: str, data_dir: str | None = None, num_classes: int = 0) -
         *arrays, count = _npz(path)
     elif spec.startswith("tfds:"):
         tfds_name = spec[5:]
-        name = tfds_name.split("/")[0].split(":")[0]
+        name = base_name(tfds_name)
         source = f"tfds's label feature of {tfds_name!r}"
         *arrays, count = _tfds(tfds_name, data_dir)
     else:
@@ -269,6 +269,11 @@ def _npz(path):
         count = (_class_count(data["num_classes"], f"The num_classes array in {path!r}")
                  if "num_classes" in data else 0)
         return data["x_train"], data["y_train"], data["x_test"], data["y_test"], count
+
+
+def base_name(tfds_name: str) -> str:
+    """``cifar10`` of ``cifar10:3.0.2`` or ``cifar10/config``: the key of ``KNOWN_STATS``."""
+    return tfds_name.split("/")[0].split(":")[0]
 
 
 def tfds_split(name: str, split: str, data_dir):

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from jaxnas.data.sources import KNOWN_STATS, check_image_features, tfds_split
+from jaxnas.data.sources import KNOWN_STATS, base_name, check_image_features, tfds_split
 
 PIPELINES = ("memory", "grain")
 _STATS_RECORDS = 256  # records the per-channel mean and std are estimated from, when not known
@@ -109,9 +109,10 @@ def open_streaming(spec: str, data_dir: str | None = None, image_size: int = 0,
     """Opens ``tfds:NAME`` or ``arrayrecord:DIR`` (module docstring) for streaming.
     ``image_size``: the side every image is fitted to (0: the first training image's size,
     which every image must have). ``num_classes``: the class count when the label feature has
-    none. Reads a few records (the image size, the mean and std when not known)."""
+    none. Reads a few records: the image size, and the per-channel mean and std when
+    ``KNOWN_STATS`` lacks them (from the first 256 training images)."""
     if spec.startswith("tfds:"):
-        name = spec[5:].split("/")[0].split(":")[0]
+        name = base_name(spec[5:])
         train, test = (tfds_split(spec[5:], split, data_dir) for split in ("train", "test"))
     elif spec.startswith("arrayrecord:"):
         name, (train, test) = _directory_splits(spec[len("arrayrecord:"):])
@@ -119,7 +120,11 @@ def open_streaming(spec: str, data_dir: str | None = None, image_size: int = 0,
         raise ValueError(f"config.data_pipeline='grain' streams 'tfds:NAME' or "
                          f"'arrayrecord:DIR' (a tfds dataset directory of ArrayRecord files), "
                          f"not {spec!r}; use config.data_pipeline='memory' for it.")
-    count = train.dataset_info.features["label"].num_classes or num_classes
+    for source, split in ((train, "train"), (test, "test")):
+        if not len(source):
+            raise ValueError(f"The {split} split of {spec!r} is empty; each split needs at "
+                             "least one image.")
+    count = getattr(train.dataset_info.features["label"], "num_classes", 0) or num_classes
     if not count:
         raise ValueError(f"{spec!r} does not say how many classes it has; set "
                          "config.num_classes.")
