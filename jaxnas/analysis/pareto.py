@@ -15,3 +15,30 @@ def pareto_front(costs, scores) -> np.ndarray:
             if not np.any((costs <= costs[i]) & (scores >= scores[i])
                           & ((costs < costs[i]) | (scores > scores[i])))]
     return np.array(sorted(kept, key=lambda i: (costs[i], -scores[i])), dtype=int)
+
+
+def fronts(points: list[dict], costs=("flops", "params"), score: str = "val_accuracy") -> dict:
+    """``{cost: [indices of the front of (cost, score)]}`` over ``points`` (dicts holding the
+    costs and the score), by increasing cost."""
+    return {cost: pareto_front([p[cost] for p in points], [p[score] for p in points]).tolist()
+            for cost in costs}
+
+
+def highest_score(points: list[dict], score: str = "val_accuracy") -> int:
+    """The selector "highest validation accuracy among all sampled" (DDAS, spec 001 ambiguity
+    24): the index of the first point of the highest score."""
+    if not points:
+        raise ValueError("No points to select from; the run visited no architecture.")
+    return int(np.argmax([p[score] for p in points]))
+
+
+def best_retrained(points: list[dict], front: list[int], retrained: dict) -> int:
+    """The selector "absolute best performing" (ambiguity 24): of the front's points (indices
+    ``front``) that were re-trained, the one of the highest re-trained accuracy;
+    ``retrained`` maps a point's ``"genotype"`` string to that accuracy."""
+    scored = [i for i in front if points[i]["genotype"] in retrained]
+    if not scored:
+        raise ValueError(f"None of the {len(front)} front architectures has a re-trained "
+                         f"accuracy; re-train them (experiments.train) and pass their "
+                         f"accuracies keyed by genotype string.")
+    return max(scored, key=lambda i: retrained[points[i]["genotype"]])

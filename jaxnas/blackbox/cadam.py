@@ -1,16 +1,24 @@
-"""CADAM (Mills 2020, Ch. 4; spec 001 section 2.3) on the NB201 oracle, as pure jitted steps.
+"""CADAM (Mills 2020, Ch. 4; spec 001 section 2.3) on an environment that scores architectures,
+as pure jitted steps: the NB201 oracle here (``cadam_step``), the frozen supernet of
+``jaxnas.strategies.cadam`` through ``env_step``.
 
-Per query t (one step, ``cadam_step``):
+An environment is any object with ``arch_shape`` (the action's shape, e.g. (6, 5) or (2, 14, 7)),
+``discretize(action) -> one-hot alpha^d`` (Alg. 3 or Alg. 2) and ``query(one_hot, env_state) ->
+(accuracy in %, env_state)``, its own state (a cache, say) threaded through the step.
+
+Per query t (one step, ``env_step``):
 
 1. s_t = the mean of the top-K distinct cells seen so far (one-hot [6, 5]; 0 before any, spec
    ambiguities 11 and 18; ``jaxnas.rl.history``).
 2. a_t = mu(s_t) + Z_t, Z_t ~ U(-xi, xi) (Eq. 4.2); with probability epsilon_t (cosine 1.0 ->
    0.05 by step 175) a_t is replaced by U(0, 1)^{6x5}, without Z (ambiguity 19). With
    ``warmup=W`` the first W steps are random and the rest are not, instead of epsilon-greedy.
-3. The cell is Alg. 3 of a_t (the argmax of each row; no clipping, ambiguity 10); the oracle gives
-   its search-metric accuracy Acc (%), and r_t = 100^(Acc / 100) (Eq. 4.1, Acc as a decimal).
+3. The cell is ``env.discretize(a_t)`` (Alg. 3 on NB201: the argmax of each row; no clipping,
+   ambiguity 10); the environment gives its accuracy Acc (%), and r_t = 100^(Acc / 100) (Eq.
+   4.1, Acc as a decimal).
 4. The cell enters the top-K by Acc (duplicates not added, ties to the earlier); (s_t, a_t, r_t)
-   goes to the replay, which keeps every step (unbounded on NB201: capacity = queries).
+   goes to the replay, which keeps every step on NB201 (capacity = queries) and the newest
+   ``capacity`` on DARTS (5k).
 5. C = min(|R| // |B_R|, C_max) cycles (Eq. 4.6), each: a batch of |B_R| drawn with replacement,
    one Adam step of the critic Q(a) on the tau check loss (Eq. 4.4), then one of the actor on
    -mean Q(mu(s)) with the updated critic (Eq. 4.5). No target networks, no bootstrap.
@@ -98,11 +106,11 @@ class CadamConfig:
             raise ValueError(f"state_over must be 'members' (mean of the top-K members) or "
                              f"'capacity' (their sum / K), got {self.state_over!r}.")
 
-    def actor(self) -> Actor:
-        return Actor(action_shape=ARCH_SHAPE, hidden=self.hidden)
+    def actor(self, arch_shape=ARCH_SHAPE) -> Actor:
+        return Actor(action_shape=tuple(arch_shape), hidden=self.hidden)
 
-    def critic(self) -> ActionCritic:
-        return ActionCritic(action_shape=ARCH_SHAPE, hidden=self.hidden)
+    def critic(self, arch_shape=ARCH_SHAPE) -> ActionCritic:
+        return ActionCritic(action_shape=tuple(arch_shape), hidden=self.hidden)
 
     def optimizer(self, lr: float) -> optax.GradientTransformation:
         return optax.adam(lr, b1=self.betas[0], b2=self.betas[1])
@@ -127,8 +135,22 @@ class CadamState(NamedTuple):
     key: jax.Array
 
 
+class OracleEnvironment(NamedTuple):
+    """The NB201 oracle as an environment (Alg. 3; the search-metric accuracy; no state)."""
+
+    oracle: NB201Oracle
+    arch_shape = ARCH_SHAPE
+
+    def discretize(self, action):
+        return discretize_nb201(action)
+
+    def query(self, one_hot, env_state):
+        return self.oracle.search_accuracy(op_indices(one_hot)), env_state
+
+
 class CadamStepInfo(NamedTuple):
-    """What one step did: ``cell`` int32[6], ``accuracy`` (search metric, %), ``reward``,
+    """What one step did: ``cell`` int32[*arch_shape[:-1]] (each edge's op, -1 on an edge Alg. 2
+    leaves out), ``accuracy`` (%), ``reward``,
     ``epsilon``, ``explored`` (a random action), ``cycles`` (updates run)."""
 
     cell: jax.Array
@@ -139,27 +161,28 @@ class CadamStepInfo(NamedTuple):
     cycles: jax.Array
 
 
-def init_cadam(key_or_seed, config: CadamConfig = CadamConfig(),
-               capacity: int = 500) -> CadamState:
+def init_cadam(key_or_seed, config: CadamConfig = CadamConfig(), capacity: int = 500,
+               arch_shape: tuple[int, ...] = ARCH_SHAPE) -> CadamState:
     """A fresh search: new networks and optimizers, empty top-K and a replay of ``capacity``
-    transitions (the number of queries: NB201's replay keeps every step)."""
+    transitions (the number of queries: NB201's replay keeps every step), for actions of
+    ``arch_shape`` (the environment's)."""
     if not isinstance(config, CadamConfig):
         raise ValueError(f"config must be a CadamConfig, got {config!r}")
     check_integer("capacity", capacity, 1, "the replay size; the number of queries on NB201")
-    return _init(as_key(key_or_seed), config, capacity)
+    return _init(as_key(key_or_seed), config, capacity, tuple(arch_shape))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _init(key, config, capacity):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _init(key, config, capacity, arch_shape):
     k_actor, k_critic, key = jax.random.split(key, 3)
-    zeros = jnp.zeros(ARCH_SHAPE, jnp.float32)
-    actor_params = config.actor().init(k_actor, zeros)
-    critic_params = config.critic().init(k_critic, zeros)
+    zeros = jnp.zeros(arch_shape, jnp.float32)
+    actor_params = config.actor(arch_shape).init(k_actor, zeros)
+    critic_params = config.critic(arch_shape).init(k_critic, zeros)
     return CadamState(
         actor_params, critic_params,
         config.optimizer(config.actor_lr).init(actor_params),
         config.optimizer(config.critic_lr).init(critic_params),
-        topk.init_history(ARCH_SHAPE, config.k),
+        topk.init_history(arch_shape, config.k),
         rb.init_replay(Transition(zeros, zeros, jnp.zeros((), jnp.float32)), capacity),
         jnp.zeros((), jnp.int32), key)
 
@@ -167,18 +190,27 @@ def _init(key, config, capacity):
 @functools.partial(jax.jit, static_argnums=1)
 def cadam_step(oracle: NB201Oracle, config: CadamConfig,
                state: CadamState) -> tuple[CadamState, CadamStepInfo]:
-    """One query of CADAM and its updates (module docstring)."""
-    actor, critic = config.actor(), config.critic()
+    """One query of CADAM on the NB201 oracle and its updates (module docstring)."""
+    state, _, info = env_step(OracleEnvironment(oracle), config, state, ())
+    return state, info
+
+
+def env_step(env, config: CadamConfig, state: CadamState,
+             env_state) -> tuple[CadamState, object, CadamStepInfo]:
+    """One query of CADAM on ``env`` (module docstring) and its updates: ``(state, env_state,
+    info)``. Pure; jit it with ``config`` (and a non-pytree ``env``) static."""
+    shape = tuple(env.arch_shape)
+    actor, critic = config.actor(shape), config.critic(shape)
     actor_tx, critic_tx = config.optimizer(config.actor_lr), config.optimizer(config.critic_lr)
     k_noise, k_explore, k_cycles = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
 
     s = topk.history_state(state.history, config.state_over)
-    action = actor.apply(state.actor_params, s) + uniform_noise(k_noise, ARCH_SHAPE, config.xi)
+    action = actor.apply(state.actor_params, s) + uniform_noise(k_noise, shape, config.xi)
     epsilon = config.epsilon(state.step)
     action, explored = epsilon_greedy(k_explore, action, epsilon)
-    one_hot = discretize_nb201(action)
+    one_hot = env.discretize(action)
     cell = op_indices(one_hot)
-    accuracy = oracle.search_accuracy(cell)
+    accuracy, env_state = env.query(one_hot, env_state)
     reward = jnp.power(config.reward_base, accuracy / 100.0)
     history = topk.insert(state.history, one_hot, accuracy)
     replay = rb.add(state.replay, Transition(s, action, reward))
@@ -202,7 +234,7 @@ def cadam_step(oracle: NB201Oracle, config: CadamConfig,
         (state.actor_params, state.critic_params, state.actor_opt, state.critic_opt))
     new_state = CadamState(actor_params, critic_params, actor_opt, critic_opt, history, replay,
                            state.step + 1, state.key)
-    return new_state, CadamStepInfo(cell, accuracy, reward, epsilon, explored, cycles)
+    return new_state, env_state, CadamStepInfo(cell, accuracy, reward, epsilon, explored, cycles)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -4,7 +4,7 @@ that select their final architecture by evaluating candidates (RandomNAS, EN²AS
 import jax
 import numpy as np
 
-from jaxnas.analysis.supernet_ranking import make_correct_count
+from jaxnas.analysis.supernet_ranking import _batched, make_correct_count
 
 
 class PathEvaluator:
@@ -17,7 +17,9 @@ class PathEvaluator:
 
     def __init__(self, setup, state):
         problem = setup.problem
-        self._count = make_correct_count(problem.plain_net, problem.mean, problem.std, bn="batch")
+        self._net, self._mean, self._std = problem.plain_net, problem.mean, problem.std
+        self._count = make_correct_count(self._net, self._mean, self._std, bn="batch")
+        self._batch_size = setup.config.batch_size
         self._variables = {"params": state.params, "batch_stats": state.batch_stats}
         self._stream, self._dataset = setup.streams["val"], setup.dataset
 
@@ -28,3 +30,13 @@ class PathEvaluator:
         valid = np.ones(labels.shape, bool)
         counts = [self._count(self._variables, path, images, labels, valid) for path in paths]
         return 100.0 * np.asarray(jax.device_get(counts), np.float64) / labels.size
+
+    def test_score(self, paths: list, bn: str = "running") -> np.ndarray:
+        """float64 [len(paths)]: accuracy in % of each path on the whole test split (CADAM's
+        preliminary test accuracy), in batches of the search's size; ``bn``: "running" (eval
+        mode) or "batch" (each batch's own statistics)."""
+        count = make_correct_count(self._net, self._mean, self._std, bn=bn)
+        batches = jax.device_put(_batched(self._dataset.x_test, self._dataset.y_test,
+                                          self._batch_size))
+        counts = [count(self._variables, path, *batches) for path in paths]
+        return 100.0 * np.asarray(jax.device_get(counts), np.float64) / len(self._dataset.y_test)

@@ -8,10 +8,11 @@ import optax
 
 def cosine_by_epoch(lr: float, lr_min: float, epochs: int, updates_per_epoch: int):
     """PyTorch's ``CosineAnnealingLR(T_max=epochs, eta_min=lr_min)`` stepped once per epoch:
-    update ``count`` -> ``lr_min + (lr - lr_min) (1 + cos(pi e / epochs)) / 2``, e the epoch."""
+    update ``count`` -> ``lr_min + (lr - lr_min) (1 + cos(pi e / epochs)) / 2``, e the epoch;
+    ``lr_min`` after the last epoch (DDAS's search steps after its warm-up)."""
 
     def schedule(count):
-        epoch = jnp.floor_divide(count, updates_per_epoch)
+        epoch = jnp.minimum(jnp.floor_divide(count, updates_per_epoch), epochs)
         return lr_min + 0.5 * (lr - lr_min) * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
 
     return schedule

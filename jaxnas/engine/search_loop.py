@@ -68,7 +68,7 @@ class SearchSetup:
 
     def initial_state(self) -> SearchState:
         return init_state(self.config.seed, self.strategy, self.space, self.problem,
-                          self.dataset.image_shape)
+                          self.dataset.image_shape, self.config.batch_size)
 
 
 def validate(config) -> None:
@@ -108,7 +108,8 @@ def build(config) -> SearchSetup:
                          f"{config.batch_size}, but the train half has only {len(train_idx)} "
                          "examples; lower the batch size.")
     planned_steps = config.epochs * steps_per_epoch
-    total_steps = min(planned_steps, config.max_steps) if config.max_steps else planned_steps
+    total_steps = planned_steps + strategy.extra_steps
+    total_steps = min(total_steps, config.max_steps) if config.max_steps else total_steps
     updates_per_epoch = steps_per_epoch * per_step["train"]
     schedule = cosine_by_epoch(config.optim_w.lr, config.optim_w.lr_min, config.epochs,
                                updates_per_epoch)
@@ -254,13 +255,15 @@ def _run(setup, workdir, mesh, lookup) -> SearchResult:
                         {k: float(v) for k, v in jax.device_get(metrics).items()})
 
 
-def init_state(seed: int, strategy, space, problem: SearchProblem, image_shape) -> SearchState:
+def init_state(seed: int, strategy, space, problem: SearchProblem, image_shape,
+               batch_size: int = 1) -> SearchState:
     """The search state at step 0 (weights drawn by ``init_variables``, the architecture state
-    by the strategy; the network is built in training mode, so a supernet's auxiliary tower has
-    its weights)."""
+    by the strategy, sized for batches of ``batch_size`` images; the network is built in
+    training mode, so a supernet's auxiliary tower has its weights)."""
     key = jax.random.PRNGKey(seed)
     k_net, k_arch, k_run = jax.random.split(key, 3)
-    arch = strategy.init(k_arch, space.arch_shapes())
+    arch = strategy.init_data(strategy.init(k_arch, space.arch_shapes()),
+                              (batch_size,) + tuple(image_shape))
     x = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
     variables = init_variables(problem.plain_net, k_net, x, strategy.arch_weights(arch),
                                train=True)
@@ -329,6 +332,7 @@ def finish(workdir, setup, state, lookup, steps):
                                        setup.config.seed)
     on_chief(_write_results, workdir, setup.space, strategy, weights, genotype, record, lookup,
              steps)
+    on_chief(strategy.write_files, state, workdir)
     return genotype
 
 
@@ -367,11 +371,11 @@ def _write_selection(workdir, space, record, lookup) -> dict:
     candidates = []
     for path, score in zip(record.paths, record.scores):
         genotype = path_genotype(space, path)
-        entry = {"genotype": str(genotype), "val_accuracy": float(score)}
+        entry = {"genotype": str(genotype), record.metric: float(score)}
         if lookup is not None:
             entry.update(lookup.scores(genotype))
         candidates.append(entry)
     write_json(os.path.join(workdir, "selection.json"), {"candidates": candidates})
-    logger.info("Selected by scoring %d candidates: val accuracy %.2f%% with the supernet's "
-                "weights.", len(candidates), record.best_score)
-    return {"candidates": len(candidates), "val_accuracy": float(record.best_score)}
+    logger.info("Selected by scoring %d candidates: %s %.2f%% with the supernet's weights.",
+                len(candidates), record.metric, record.best_score)
+    return {"candidates": len(candidates), record.metric: float(record.best_score)}

@@ -4,9 +4,9 @@ noise and schedules, the DDPG and quantile losses, and CADAM's top-K history sta
 JAX and Flax only; the loops that use them live in ``jaxnas.strategies``.
 
 The generic verbs stay qualified by their module: ``replay.add``, ``replay.sample``,
-``history.insert``."""
+``history.insert``, ``stagnation.update``."""
 
-from jaxnas.rl import discretize, history, losses, networks, noise, replay
+from jaxnas.rl import discretize, history, losses, networks, noise, replay, stagnation
 from jaxnas.rl.discretize import (NODE_OFFSETS, discretize_darts, discretize_nb201,
                                   num_differing_pairs, op_indices)
 from jaxnas.rl.history import TopKHistory, history_state, init_history
@@ -17,3 +17,4 @@ from jaxnas.rl.networks import (CADAM_DARTS_HIDDEN, CADAM_NB201_HIDDEN, DDAS_HID
 from jaxnas.rl.noise import (OUState, cosine_epsilon, epsilon_greedy, gaussian_noise, ou_init,
                              ou_step, uniform_noise)
 from jaxnas.rl.replay import Replay, Transition, init_replay
+from jaxnas.rl.stagnation import Stagnation, init_stagnation

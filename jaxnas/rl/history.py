@@ -2,7 +2,8 @@
 seen so far, by reward, and their element-wise mean, as a fixed-size pytree; jit-able.
 
 ``TopKHistory(archs [K, *arch], scores [K], size)``: rows ``[0, size)`` are members, sorted by
-score, best first; the rest are zero with score -inf. ``insert`` adds an architecture where it
+score, best first; the rest are zero with score ``EMPTY`` (the lowest float32: finite, so a
+checkpointed search state holds no infinity). ``insert`` adds an architecture where it
 ranks, after the members of equal score (ties go to the earlier entry), dropping the K-th when
 full; an architecture already among the members is not added again (duplicates would collapse
 the state; its score is kept). Once evicted, an architecture cannot re-enter at the same score,
@@ -17,12 +18,15 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnas.rl._checks import check_integer
 
+EMPTY = float(np.finfo(np.float32).min)  # the score of a row past ``size``
+
 
 class TopKHistory(NamedTuple):
-    """``archs`` float[K, *arch] (one-hot alpha^d), ``scores`` float32[K] (best first, -inf past
+    """``archs`` float[K, *arch] (one-hot alpha^d), ``scores`` float32[K] (best first, ``EMPTY`` past
     ``size``), ``size`` int32[]."""
 
     archs: jax.Array
@@ -34,7 +38,7 @@ def init_history(arch_shape, k: int, dtype=jnp.float32) -> TopKHistory:
     """An empty history of ``k`` (K) architectures of ``arch_shape`` (e.g. (6, 5), (2, 14, 7))."""
     check_integer("K (the top-K history size)", k, 1, "64 on NB201, 500 on DARTS in CADAM")
     return TopKHistory(jnp.zeros((k,) + tuple(arch_shape), dtype),
-                       jnp.full((k,), -jnp.inf, jnp.float32), jnp.zeros((), jnp.int32))
+                       jnp.full((k,), EMPTY, jnp.float32), jnp.zeros((), jnp.int32))
 
 
 def insert(history: TopKHistory, arch: jax.Array, score) -> TopKHistory:

@@ -88,6 +88,14 @@ def cost_tables(space: DartsSpace | NB201Space, num_classes: int,
             for i, name in enumerate(("params", "macs"))}
 
 
+@functools.cache
+def cached_cost_tables(space, num_classes: int, image_shape: tuple) -> dict[str, CostTable]:
+    """``cost_tables`` built once per (space, classes, image shape), concrete even when first
+    asked for while a step is traced (a cached tracer would leak into the next trace)."""
+    with jax.ensure_compile_time_eval():
+        return cost_tables(space, num_classes, tuple(image_shape))
+
+
 def restrict(table: CostTable, ops: Sequence[str], edge_ops: Mapping) -> CostTable:
     """The table of a supernet whose edges hold subsets of ``ops`` (the table's operations):
     ``edge_ops`` ``{kind: ((op, ...) per edge)}``, the same number per edge; paths then index

@@ -48,7 +48,9 @@ class Strategy(abc.ABC):
         consumes (stacked on a leading axis). differentiable: whether ``hessian_target`` exists
         (the alpha-Hessian eigenvalue diagnostic). single_path: whether the supernet computes
         only the operation each edge's weights choose (``arch_weights`` then returns operation
-        indices or one-hot weights).
+        indices or one-hot weights). extra_steps: search steps after the ``config.epochs`` of
+        weight training (the RL phase of CADAM on its frozen supernet, DDAS's search after its
+        warm-up); the weight learning rate stays at its final value in them.
     """
 
     name = "strategy"
@@ -56,10 +58,17 @@ class Strategy(abc.ABC):
     val_batches = 1
     differentiable = False
     single_path = False
+    extra_steps = 0
 
     @abc.abstractmethod
     def init(self, key, arch_shapes: dict) -> Any:
         """The architecture state at step 0; ``arch_shapes``: ``{name: (edges, ops)}``."""
+
+    def init_data(self, arch, batch_shape: tuple) -> Any:
+        """``arch`` completed for batches of images of ``batch_shape`` [B, H, W, C] (a strategy
+        that keeps a fixed evaluation set in its state sizes it here); by default ``arch``."""
+        del batch_shape
+        return arch
 
     @abc.abstractmethod
     def arch_weights(self, arch, key=None) -> Any:
@@ -84,6 +93,12 @@ class Strategy(abc.ABC):
         strategies that select by evaluating candidates."""
         del evaluator, seed
         return self.derive(state.arch, space), None
+
+    def write_files(self, state: SearchState, workdir: str) -> list[str]:
+        """Strategy-specific files of a finished search from its final state (process 0 calls
+        it); the paths written."""
+        del state, workdir
+        return []
 
     def hessian_target(self, state: SearchState, batch: dict, problem: SearchProblem):
         """``(loss, alpha)``: the val loss on ``batch`` as a function of the differentiable

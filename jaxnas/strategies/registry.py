@@ -14,6 +14,8 @@
 | ``nsas`` | NSAS on RandomNAS or GDAS | the base step with Eq. 3.6's constraint paths in the weight loss (``nsas``) |
 | ``en2as`` | EN²AS | 1 single-path weight step on a random (warm-up) or novelty-ES path; selection at the end (``en2as``) |
 | ``e2nas`` | E²NAS | 1 single-path weight step on the decoded path with Eq. 4.12's complementation, then the VAE latent along Eq. 4.7 (``e2nas``) |
+| ``cadam`` | CADAM (DARTS) | uniform Alg. 2 single-path weight steps, then (``extra_steps``) one CADAM query of the frozen supernet per step; top-K by preliminary test accuracy (``cadam``) |
+| ``ddas`` | DDAS (RS, NL, G, 4S) | M alpha = 1 weight steps (warm-up epochs), then (``extra_steps``) one DDPG action, M single-path weight steps on its cell and its val score per step (``ddas``) |
 | ``tnd`` | TND-NAS | REINFORCE on M sampled paths' rewards (after the warm-up epochs), then 1 weight step (``tnd``); staged by ``config.stages`` |
 """
 
@@ -21,7 +23,9 @@ import inspect
 
 from jaxnas.strategies.balenas import balenas
 from jaxnas.strategies.bilevel import BilevelSearch
+from jaxnas.strategies.cadam import cadam
 from jaxnas.strategies.constrained import constrained
+from jaxnas.strategies.ddas import ddas
 from jaxnas.strategies.e2nas import e2nas
 from jaxnas.strategies.en2as import en2as
 from jaxnas.strategies.gdas import gdas
@@ -78,7 +82,8 @@ def _order(alpha_first) -> Alternating:
 STRATEGIES = {"darts": _darts, "darts2": _darts2, "idarts": _idarts, "amended": _amended,
               "constrained": constrained, "balenas": balenas, "randomnas": randomnas,
               "gdas": gdas, "nsas": nsas, "en2as": en2as, "e2nas": e2nas,
-              "tnd": tnd}
+              "tnd": tnd, "cadam": cadam,
+              "ddas": ddas}
 
 
 def register_strategy(name: str, factory) -> None:

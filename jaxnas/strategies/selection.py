@@ -31,12 +31,13 @@ _PATIENCE = 20
 class SelectionResult(NamedTuple):
     """``best_path`` and ``best_score`` (the first best in evaluation order); ``paths`` (list of
     N paths) and ``scores`` (float64[N]): every candidate in the order the search took it, a path
-    taken twice listed twice with its cached score."""
+    taken twice listed twice with its cached score; ``metric``: what the scores are."""
 
     best_path: dict
     best_score: float
     paths: list
     scores: np.ndarray
+    metric: str = "val_accuracy"
 
 
 def random_search(score: Callable, sample: Callable, num_candidates: int,

@@ -13,7 +13,6 @@ are the engine's (``config.stages``, ``jaxnas.engine.stages``).
 """
 
 import dataclasses
-import functools
 import os
 from typing import Any, NamedTuple
 
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 from jaxnas import viz
 from jaxnas.analysis.supernet_ranking import make_correct_count
 from jaxnas.files import read_jsonl
-from jaxnas.spaces.costs import cost_tables
+from jaxnas.spaces.costs import cached_cost_tables
 from jaxnas.strategies import reinforce
 from jaxnas.strategies.base import Strategy, step_key
 from jaxnas.strategies.options import check_choice, check_integer
@@ -142,15 +141,7 @@ class TNDSearch(Strategy):
         """The cost tables of the evaluation networks of this stage's paths."""
         space = dataclasses.replace(self.space, C=self.eval_C, layers=self.eval_layers,
                                     auxiliary=False)
-        return _cost_tables(space, num_classes, tuple(image_shape))
-
-
-@functools.cache
-def _cost_tables(space, num_classes, image_shape):
-    """Built once per stage, concrete even when first asked for while a step is traced (a
-    cached tracer would leak into the next trace)."""
-    with jax.ensure_compile_time_eval():
-        return cost_tables(space, num_classes, image_shape)
+        return cached_cost_tables(space, num_classes, tuple(image_shape))
 
 
 def tnd(space, optim_alpha=None, num_samples: int = 10, warmup_epochs: int = 10,
