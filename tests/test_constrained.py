@@ -190,6 +190,7 @@ def _constrained_config(tiny_config, **strategy):
     return config
 
 
+@pytest.mark.slow
 def test_a_fimt_crb_admm_search_resumes_bit_exact_and_reports(tmp_path, tiny_config,
                                                               resumed_search):
     config = _constrained_config(tiny_config, activation="crb", schedule="fimt",

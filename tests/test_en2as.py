@@ -13,7 +13,8 @@ from tests.test_nsas import run_steps
 
 @pytest.fixture(scope="module")
 def en2as_run():
-    """EN²AS with S=3, k=2, n=4 on the tiny NB201 supernet: the setup, 6 states, 5 metrics."""
+    """EN²AS with S=3, k=2, n=4 on the tiny NB201 supernet: the setup, 6 states, 5 metrics
+    (the step of the search of test_en2as_resumes_bit_exact_with_its_archive)."""
     return run_steps({"strategy.name": "en2as", "strategy.archive_size": 3, "strategy.k": 2,
                       "strategy.num_perturbations": 4, "strategy.gamma": 0.5,
                       "strategy.population": 4, "strategy.sample_size": 2,
@@ -55,12 +56,15 @@ def test_after_the_warm_up_one_member_takes_an_es_step(en2as_run):
 
 @pytest.mark.slow
 def test_en2as_resumes_bit_exact_with_its_archive(tiny_config, resumed_search):
-    config = tiny_config(**{"strategy.name": "en2as", "epochs": 3, "max_steps": 8,
-                            "checkpoint_every": 4, "strategy.archive_size": 4, "strategy.k": 2,
-                            "strategy.population": 3, "strategy.sample_size": 2,
+    # en2as_run's settings (its step is this search's program): the warm-up fills the archive
+    # of 3 in steps 1-3, the resume from the checkpoint at step 4 takes ES steps 5-8.
+    config = tiny_config(**{"strategy.name": "en2as", "max_steps": 8, "checkpoint_every": 4,
+                            "strategy.archive_size": 3, "strategy.k": 2,
+                            "strategy.num_perturbations": 4, "strategy.gamma": 0.5,
+                            "strategy.population": 4, "strategy.sample_size": 2,
                             "strategy.cycles": 2})
     full, _ = resumed_search(config, stop=5)
-    assert int(full.state.arch.archive.size) == 4
+    assert int(full.state.arch.archive.size) == 3
 
 
 @pytest.mark.parametrize("options,match", [

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas.engine.search_loop import build
+from jaxnas.data import data_mesh, replicated, to_global
+from jaxnas.engine.search_loop import build, make_step
 from jaxnas.spaces import get_space
 from jaxnas.spaces.single_path import op_owners
 from jaxnas.strategies import get_strategy
@@ -16,39 +17,49 @@ from jaxnas.strategies import novelty
 
 
 def _config(tiny_config, **strategy):
-    options = {"strategy.name": "nsas", "epochs": 3, "max_steps": 8, "log_every": 4,
-               "checkpoint_every": 4, "strategy.population": 4, "strategy.sample_size": 2,
-               "strategy.cycles": 2, "strategy.size": 3, "strategy.beta": 0.5}
+    options = {"strategy.name": "nsas", "max_steps": 8, "log_every": 4, "checkpoint_every": 4,
+               "strategy.population": 4, "strategy.sample_size": 2, "strategy.cycles": 2,
+               "strategy.size": 3, "strategy.beta": 0.5}
     options.update({f"strategy.{k}": v for k, v in strategy.items()})
     return tiny_config(**options)
 
 
 def _batches():
-    x = np.zeros((1, 16, 8, 8, 1), np.uint8) + (np.arange(16) * 7)[None, :, None, None, None]
-    batch = {"image": x, "label": np.arange(16)[None] % 10}
+    """One train and one val batch of 16 8x8 images, uint8 and int32 as the digits are."""
+    x = np.zeros((1, 16, 8, 8, 1), np.uint8) + (np.arange(16, dtype=np.uint8) * 7)[
+        None, :, None, None, None]
+    batch = {"image": x, "label": (np.arange(16, dtype=np.int32) % 10)[None]}
     return {"train": batch, "val": batch}
 
 
 def run_steps(options: dict, steps: int):
-    """The quickstart search at C=4 with ``options`` (dotted config keys): its setup, the states
-    after 0..``steps`` jitted strategy steps on ``_batches()``, and each step's metrics."""
+    """The tiny search of conftest's ``tiny_config`` (the quickstart search at C=4) with
+    ``options`` (dotted config keys): its setup, the states after 0..``steps`` steps on
+    ``_batches()``, and each step's metrics. The step is the search's own program
+    (``make_step`` on sharded batches), which a search of the same config compiles too."""
     from experiments.configs import quickstart
 
     config = quickstart.get_config()
-    config.update_from_flattened_dict({"space.C": 4, "batch_size": 16, "epochs": 2, **options})
+    config.update_from_flattened_dict({"space.C": 4, "optim_alpha.lr": 3e-3, "batch_size": 16,
+                                       "epochs": 2, **options})
     setup = build(config)
-    step = jax.jit(lambda s, b: setup.strategy.step(s, b, setup.problem))
-    states, metrics = [setup.initial_state()], []
+    mesh = data_mesh()
+    step = make_step(setup.strategy, setup.problem, setup.per_step, mesh)
+    batches = to_global({k: v for k, v in _batches().items() if setup.per_step[k]}, mesh, 1)
+    state = jax.device_put(setup.initial_state(), replicated(mesh))
+    copy = lambda tree: jax.device_put(jax.device_get(tree))  # noqa: E731
+    states, metrics = [copy(state)], []
     for _ in range(steps):
-        state, m = step(states[-1], _batches())
-        states.append(state)
+        state, m = step(state, batches)  # donates the state it is given: copies are kept
+        states.append(copy(state))
         metrics.append(m)
     return setup, states, metrics
 
 
 @pytest.fixture(scope="module")
 def nsas_run():
-    """A RandomNAS-NSAS setup (M=3, beta=0.5) and its states after 0..4 steps."""
+    """A RandomNAS-NSAS setup (M=3, beta=0.5) and its states after 0..4 steps: the step of the
+    search of test_nsas_resumes_bit_exact_with_its_archives."""
     setup, states, _ = run_steps({"strategy.name": "nsas", "strategy.size": 3,
                                   "strategy.beta": 0.5, "strategy.population": 4,
                                   "strategy.sample_size": 2, "strategy.cycles": 2}, 4)

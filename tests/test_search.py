@@ -9,12 +9,11 @@ import textwrap
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxnas.engine import search
-from jaxnas.engine.search_loop import init_state, make_eigenvalue, make_step
+from jaxnas.engine.search_loop import make_eigenvalue, make_step
 from jaxnas import hypergrad as hg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +48,7 @@ def test_search_writes_the_workdir(tmp_path, tiny_config):
     assert records[-1]["train_loss"] < 0.8 * np.log(10)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, tiny_config, caplog):
     config = tiny_config(epochs=1)
     full = search(config, str(tmp_path / "full"))
@@ -78,9 +78,11 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, tiny_co
     assert steps == sorted(set(steps))
 
 
+@pytest.mark.slow
 def test_a_finished_run_rerun_changes_nothing_and_eigenvalues_are_logged(tmp_path, tiny_config):
     workdir = str(tmp_path / "run")
-    config = tiny_config(epochs=1, eigenvalue_every=20, eigenvalue_iters=5)
+    # 40 iterations: the eigenvalue program of test_alpha_hessian_eigenvalue_matches_the_...
+    config = tiny_config(epochs=1, eigenvalue_every=20, eigenvalue_iters=40)
     first = search(config, workdir)
     again = search(config, workdir)
     np.testing.assert_array_equal(first.state.arch.alpha["cell"], again.state.arch.alpha["cell"])
@@ -92,44 +94,38 @@ def test_a_finished_run_rerun_changes_nothing_and_eigenvalues_are_logged(tmp_pat
 
 
 def test_the_step_compiles_once(tiny_config):
-    from jaxnas.data import data_mesh, replicated
-    from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
-    from jaxnas.spaces import get_space
-    from jaxnas.strategies import SearchProblem, get_strategy
+    from jaxnas.data import data_mesh, replicated, to_global
+    from jaxnas.engine import build
 
-    config = tiny_config()
-    space = get_space(**config.space.to_dict())
-    strategy = get_strategy("darts")
+    # The search's own setup, state and sharded batches: the program a search of tiny_config()
+    # compiles (served from the persistent compilation cache when another test compiled it).
+    setup = build(tiny_config())
+    strategy = setup.strategy
     object.__setattr__(strategy, "step", chex.assert_max_traces(strategy.step, n=1))
-    schedule = cosine_by_epoch(0.025, 0.001, 2, 10)
-    problem = SearchProblem(space.supernet(10), (0.3,), (0.4,), False, 0,
-                            weight_optimizer(config.optim_w, schedule), schedule)
     mesh = data_mesh()
-    state = jax.device_put(init_state(0, strategy, space, problem, (8, 8, 1)), replicated(mesh))
-    step = make_step(strategy, problem, {"train": 1, "val": 1}, mesh)
+    state = jax.device_put(setup.initial_state(), replicated(mesh))
+    step = make_step(strategy, setup.problem, setup.per_step, mesh)
     rng = np.random.default_rng(0)
     for _ in range(3):
         batch = {"image": rng.integers(0, 255, (1, 16, 8, 8, 1), dtype=np.uint8),
                  "label": rng.integers(0, 10, (1, 16)).astype(np.int32)}
-        state, metrics = step(state, {"train": batch, "val": batch})
+        state, metrics = step(state, to_global({"train": batch, "val": batch}, mesh, 1))
     assert int(state.step) == 3 and int(state.data_position["train"]) == 3
 
 
 def test_alpha_hessian_eigenvalue_matches_the_dense_hessian(tiny_config):
-    from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
-    from jaxnas.spaces import get_space
-    from jaxnas.strategies import SearchProblem, get_strategy
+    from jaxnas.data import data_mesh, replicated, to_global
+    from jaxnas.engine import build
 
+    # The setup, state and sharded val batch of a search of tiny_config() that logs the
+    # eigenvalue with 40 iterations: the program test_a_finished_run_rerun_... compiles.
     config = tiny_config(eigenvalue_iters=40)
-    space = get_space(**config.space.to_dict())
-    strategy = get_strategy("darts")
-    schedule = cosine_by_epoch(0.025, 0.001, 2, 10)
-    problem = SearchProblem(space.supernet(10), (0.3,), (0.4,), False, 0,
-                            weight_optimizer(config.optim_w, schedule), schedule)
-    state = init_state(0, strategy, space, problem, (8, 8, 1))
+    setup = build(config)
+    strategy, problem, mesh = setup.strategy, setup.problem, data_mesh()
+    state = jax.device_put(setup.initial_state(), replicated(mesh))
     rng = np.random.default_rng(1)
-    val = {"image": jnp.asarray(rng.integers(0, 255, (1, 16, 8, 8, 1), dtype=np.uint8)),
-           "label": jnp.asarray(rng.integers(0, 10, (1, 16)).astype(np.int32))}
+    val = to_global({"image": rng.integers(0, 255, (1, 16, 8, 8, 1), dtype=np.uint8),
+                     "label": rng.integers(0, 10, (1, 16)).astype(np.int32)}, mesh, 1)
     value = float(make_eigenvalue(strategy, problem, config)(state, val))
     # The dense 30 x 30 alpha-Hessian, column by column.
     loss, alpha = strategy.hessian_target(state, jax.tree.map(lambda x: x[0], val), problem)

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnas.data import data_mesh, replicated
+from jaxnas.data import data_mesh, replicated, to_global
 from jaxnas.engine import build, search
 from jaxnas.engine.search_loop import make_step
 from jaxnas.spaces import get_space
@@ -28,8 +28,9 @@ def _readme_block(heading: str) -> str:
 
 
 def _steps(setup, state, count, seed=0):
-    """Runs ``count`` steps of ``setup``'s jitted step on random digits batches; the states and
-    metrics after each, and how often the step was traced."""
+    """Runs ``count`` steps of ``setup``'s jitted step (the search's program: ``make_step`` on
+    sharded batches) on random digits batches; the states and metrics after each, and how often
+    the step was traced."""
     traces = []
     strategy = setup.strategy
     original = strategy.step
@@ -41,7 +42,8 @@ def _steps(setup, state, count, seed=0):
     for _ in range(count):
         batch = lambda n: {"image": rng.integers(0, 255, (n, 16, 8, 8, 1), dtype=np.uint8),  # noqa
                            "label": rng.integers(0, 10, (n, 16)).astype(np.int32)}
-        state, metrics = step(state, {"train": batch(setup.per_step["train"]), "val": batch(1)})
+        batches = {"train": batch(setup.per_step["train"]), "val": batch(1)}
+        state, metrics = step(state, to_global(batches, mesh, 1))
         out.append((jax.device_get(state), jax.device_get(metrics)))
     object.__delattr__(strategy, "step")
     return out, len(traces)
@@ -66,8 +68,9 @@ def test_the_architecture_moves_at_run_time_decisions_without_recompiling(tiny_c
 
 
 def test_one_clock_the_weight_learning_rate_counts_weight_updates(tiny_config):
+    # test_strategies.py::test_idarts_search_resumes_equal's search (the same program).
     config = tiny_config(**{"strategy.name": "idarts", "strategy.inner_steps": 2,
-                            "strategy.neumann_terms": 0, "epochs": 3})
+                            "strategy.neumann_terms": 1, "epochs": 1})
     setup = build(config)
     history, _ = _steps(setup, setup.initial_state(), 3)
     schedule = setup.problem.w_lr

@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnas.engine.search_loop import build
+from jaxnas.data import data_mesh, replicated, to_global
+from jaxnas.engine.search_loop import build, make_step
 from jaxnas.spaces import get_space
 from jaxnas.spaces.paths import path_genotype
 from jaxnas.spaces.single_path import op_owners
@@ -29,13 +30,19 @@ def _config(tiny_config, name, **overrides):
 
 @pytest.mark.parametrize("name", ["randomnas", "gdas"])
 def test_one_step_moves_only_the_sampled_path(tiny_config, name):
+    # The step of the search of the resume test below (make_step on sharded batches).
     setup = build(_config(tiny_config, name))
-    state = setup.initial_state()
-    x = np.zeros((1, 16, 8, 8, 1), np.uint8) + np.arange(16)[None, :, None, None, None]
-    batches = {"train": {"image": x, "label": np.arange(16)[None] % 10}}
+    mesh = data_mesh()
+    state = jax.device_put(setup.initial_state(), replicated(mesh))
+    x = np.zeros((1, 16, 8, 8, 1), np.uint8) + np.arange(16, dtype=np.uint8)[
+        None, :, None, None, None]
+    batches = {"train": {"image": x, "label": (np.arange(16, dtype=np.int32) % 10)[None]}}
     if setup.strategy.val_batches:
         batches["val"] = batches["train"]
-    new, metrics = jax.jit(lambda s, b: setup.strategy.step(s, b, setup.problem))(state, batches)
+    step = make_step(setup.strategy, setup.problem, setup.per_step, mesh)
+    before = jax.device_get(state)  # the step donates the state it is given
+    new, metrics = step(state, to_global(batches, mesh, 1))
+    state = before
     path = jax.device_get(new.arch.path)
     owners = op_owners(setup.space, state.params)
     moved = {"chosen": 0, "unchosen": 0}

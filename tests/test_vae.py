@@ -265,6 +265,7 @@ def test_min_pairwise_distance_against_brute_force():
     assert min_pairwise_distance(np.concatenate([points, points[7:8]])) == 0.0
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_bit_exact_and_loads(tmp_path, caplog):
     full = train_vae(_tiny_config(), str(tmp_path / "full"))
     part = str(tmp_path / "part")
