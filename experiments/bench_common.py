@@ -1,5 +1,7 @@
 """The supernet problem the benchmark scripts time, with its flags (space, size, batch, image)."""
 
+import time
+
 import jax
 from absl import flags
 
@@ -40,3 +42,16 @@ def supernet_problem():
 
     label = f"{space.name} C={C.value} cells={CELLS.value} batch={BATCH.value}"
     return label, loss, variables["params"], alpha, batches
+
+
+def compile_program(fn, *args):
+    """``jax.jit(fn)`` compiled for ``args``: the executable, the compile seconds, and XLA's
+    estimates of its temporary bytes and of the bytes it reads and writes (None if unknown)."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    seconds = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
+    cost = compiled.cost_analysis()
+    cost = (cost[0] if isinstance(cost, list) else cost) or {}
+    return compiled, seconds, temp, cost.get("bytes accessed")

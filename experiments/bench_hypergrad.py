@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from experiments.bench_common import supernet_problem
+from experiments.bench_common import compile_program, supernet_problem
 from jaxnas import hypergrad as hg
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per function (after one warm-up).")
@@ -32,20 +32,14 @@ _OUT = flags.DEFINE_string("out", "", "Where to write the results as JSON.")
 def _measure(fn, *args):
     """Median seconds, compile seconds, XLA's temp bytes and bytes accessed, and the output of
     the jitted ``fn(*args)``."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_time = time.perf_counter() - start
-    memory = compiled.memory_analysis()
-    temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
-    cost = compiled.cost_analysis()
-    cost = (cost[0] if isinstance(cost, list) else cost) or {}
+    compiled, compile_time, temp, accessed = compile_program(fn, *args)
     output = jax.block_until_ready(compiled(*args))
     times = []
     for _ in range(_REPEATS.value):
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
-    return statistics.median(times), compile_time, temp, cost.get("bytes accessed"), output
+    return statistics.median(times), compile_time, temp, accessed, output
 
 
 def main(argv):

@@ -164,6 +164,71 @@ def test_darts_supernet_shapes_and_auxiliary_head():
     assert net.apply(variables, x, weights, train=False).shape == (2, 7)
 
 
+@pytest.mark.parametrize("name,options", [
+    ("nb201", dict(C=4, N=1)),
+    ("darts", dict(C=2, layers=3, ops=("none", "skip_connect", "conv_1x1", "max_pool_3x3"))),
+])
+def test_a_rematerialized_supernet_has_the_same_variables_values_and_gradients(name, options):
+    # nn.remat recomputes each cell's forward pass in the backward pass: the same function of
+    # the same parameters (paths included), so outputs and gradients agree to float rounding.
+    x = _images((2, 8, 8, 3))
+    plain, remat = (get_space(name, remat=r, **options) for r in (False, True))
+    weights = {k: jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(i), s))
+               for i, (k, s) in enumerate(sorted(plain.arch_shapes().items()))}
+    variables = init_variables(plain.supernet(5), jax.random.PRNGKey(1), x, weights)
+    shapes = lambda net: jax.tree.map(jnp.shape, jax.eval_shape(  # noqa: E731
+        lambda: net.init(jax.random.PRNGKey(1), x, weights)))
+    assert shapes(remat.supernet(5)) == shapes(plain.supernet(5))
+
+    def loss(net, params, weights):
+        logits, _ = net.apply({**variables, "params": params}, x, weights, train=True,
+                              mutable=["batch_stats"])
+        return jnp.mean(logits ** 2)
+
+    grads = [jax.jit(jax.value_and_grad(lambda p, w, s=space: loss(s.supernet(5), p, w),
+                                        argnums=(0, 1)))(variables["params"], weights)
+             for space in (plain, remat)]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_derivative_barrier_is_an_identity_to_every_order(monkeypatch):
+    from jaxnas.spaces import cells, fusion
+
+    f = lambda x: jnp.sum(jnp.sin(fusion.derivative_barrier(x)) ** 2)  # noqa: E731
+    x, v = jnp.array([0.3, -1.2, 2.0]), jnp.array([1.0, 0.5, -2.0])
+    # d/dx sum sin^2 = sin(2x); the Hessian is diag(2 cos(2x)).
+    np.testing.assert_allclose(jax.jit(jax.grad(f))(x), np.sin(2 * x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jvp(jax.grad(f), (x,), (v,))[1], 2 * np.cos(2 * x) * v,
+                               rtol=1e-6)
+    # A NaN value makes the whole derivative NaN (without the barrier: its own element): a NaN
+    # is never hidden.
+    assert np.isnan(jax.grad(f)(x.at[0].set(jnp.nan))).all()
+    # A supernet's gradient and Hessian-vector product with the barriers at its nodes equal
+    # those of the same supernet without them.
+    space = get_space("nb201", C=4, N=1)
+    x = _images((2, 8, 8, 3))
+    weights = {"cell": jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(3), (6, 5)))}
+    variables = init_variables(space.supernet(5), jax.random.PRNGKey(1), x, weights)
+
+    def loss(params, weights):
+        logits, _ = space.supernet(5).apply({**variables, "params": params}, x, weights,
+                                            train=True, mutable=["batch_stats"])
+        return jnp.mean(logits ** 2)
+
+    def derivatives():
+        grad = jax.grad(loss, argnums=(0, 1))
+        tangent = jax.tree.map(jnp.ones_like, (variables["params"], weights))
+        return jax.jit(lambda p, w: jax.jvp(lambda p, w: grad(p, w), (p, w), tangent))(
+            variables["params"], weights)
+
+    with_barrier = derivatives()
+    monkeypatch.setattr(cells, "derivative_barrier", lambda x: x)
+    without = derivatives()
+    for a, b in zip(jax.tree.leaves(with_barrier), jax.tree.leaves(without)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_fixed_edge_space_keeps_every_edge():
     space = get_space("darts", C=4, layers=3, edges="fixed")
     shapes = space.arch_shapes()

@@ -33,7 +33,9 @@ def search_defaults() -> ml_collections.ConfigDict:
     # linearly from 0 as in DARTS's evaluation (0: none).
     c.drop_path = 0.0
 
-    c.space = ml_collections.ConfigDict()
+    # The space's name and size come from each config; remat: recompute each supernet cell's
+    # activations in the backward pass (less memory, more compute; for memory-bound runs).
+    c.space = ml_collections.ConfigDict(dict(remat=False))
     c.strategy = ml_collections.ConfigDict({"name": "darts"})
 
     c.optim_w = ml_collections.ConfigDict(dict(

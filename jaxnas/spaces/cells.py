@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxnas.spaces.fusion import derivative_barrier
 from jaxnas.spaces.ops import batch_norm, make_op, switch_friendly_convs
 
 EdgeSpec = tuple[int, int, tuple[str, ...]]  # (src, dst, candidate operations)
@@ -129,6 +130,8 @@ class CellDAG(nn.Module):
         """inputs: ``num_inputs`` arrays [B, H, W, C]; weights: [len(edges), K] when mixed.
 
         Returns ``{node: [B, H', W', C]}`` for the inputs and every node some edge reaches.
+        Every node's derivative passes a ``derivative_barrier`` (computed once, not inside
+        each of its consumers: see ``jaxnas.spaces.fusion``).
         """
         if self.mixed and weights is None:
             raise ValueError("A supernet cell needs architecture weights [num_edges, num_ops].")
@@ -136,7 +139,7 @@ class CellDAG(nn.Module):
             shape = (len(self.edges),) + ((len(self.edges[0][2]),) if jnp.ndim(weights) > 1
                                           or not self.single_path else ())
             chex.assert_shape(weights, shape)
-        nodes = dict(enumerate(inputs))
+        nodes = {i: derivative_barrier(x) for i, x in enumerate(inputs)}
         for node in sorted({dst for _, dst, _ in self.edges}):
             terms = []
             for e, (src, dst, ops) in enumerate(self.edges):
@@ -155,4 +158,5 @@ class CellDAG(nn.Module):
             nodes[node] = sum(terms[1:], terms[0])
             if self.node_bn:
                 nodes[node] = batch_norm(train, False, name=f"node{node}_bn")(nodes[node])
+            nodes[node] = derivative_barrier(nodes[node])
         return nodes

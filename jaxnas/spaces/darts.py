@@ -101,7 +101,9 @@ class DartsNetwork(nn.Module):
     Call: ``net.apply(variables, x, arch_weights, train=..., drop_path_rate=...)`` with x
     [B, H, W, 3] and ``arch_weights = {"normal": [E, K], "reduce": [E, K]}`` (None for a discrete
     network). Returns logits [B, classes], or ``(logits, aux_logits)`` when the network has an
-    auxiliary head and ``train`` is True. Drop-path needs a ``"dropout"`` rng.
+    auxiliary head and ``train`` is True. Drop-path needs a ``"dropout"`` rng. ``remat``: each
+    cell's activations are recomputed in the backward pass (``nn.remat``) instead of stored, for
+    memory-bound runs; parameter paths are unchanged.
     """
 
     normal: CellSpec
@@ -115,6 +117,7 @@ class DartsNetwork(nn.Module):
     drop_path: bool = False
     imagenet: bool = False
     stem_multiplier: int = 3
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x, arch_weights=None, train: bool = False, drop_path_rate=0.0):
@@ -133,11 +136,12 @@ class DartsNetwork(nn.Module):
             reduction_prev = False
         aux_logits = None
         reductions = reduction_layers(self.layers)
+        cell_type = nn.remat(DartsCell, static_argnums=(4,)) if self.remat else DartsCell
         for i in range(self.layers):
             reduction = i in reductions
             C_cell = C * 2 ** sum(i >= r for r in reductions)
             kind = "reduce" if reduction else "normal"
-            cell = DartsCell(getattr(self, kind), C_cell, reduction, reduction_prev, self.affine,
+            cell = cell_type(getattr(self, kind), C_cell, reduction, reduction_prev, self.affine,
                              self.pool_bn, self.drop_path, name=f"cell{i}")
             weights = None if arch_weights is None else arch_weights[kind]
             s0, s1 = s1, cell(s0, s1, weights, train, drop_path_rate)
@@ -155,13 +159,14 @@ def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
                    auxiliary: bool = False, node_bn: bool = False,
                    drop_path: bool = False, single_path: bool = False,
-                   cell_ops: dict | None = None) -> DartsNetwork:
+                   cell_ops: dict | None = None, remat: bool = False) -> DartsNetwork:
     """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling
     (``node_bn``: also after each node's sum; ``drop_path``: on every operation but the
     identity, as in DARTS's evaluation network; ``single_path``: every edge computes only its
     chosen operation, arch weights ``{"normal": [E], "reduce": [E]}`` operation indices or
     one-hot / straight-through [E, K]). ``cell_ops`` ``{kind: ((op, ...) per edge)}`` gives
-    every edge of each kind its own candidates in place of ``ops``."""
+    every edge of each kind its own candidates in place of ``ops``; ``remat``: cells
+    rematerialized in the backward pass."""
     cells = {}
     for kind in ("normal", "reduce"):
         per_edge = cell_ops[kind] if cell_ops else (tuple(ops),) * len(edges)
@@ -171,7 +176,7 @@ def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                                      for (src, dst), names in zip(edges, per_edge, strict=True)),
                                mixed=True, node_bn=node_bn, single_path=single_path)
     return DartsNetwork(cells["normal"], cells["reduce"], C, layers, num_classes, affine=False,
-                        pool_bn=True, auxiliary=auxiliary, drop_path=drop_path)
+                        pool_bn=True, auxiliary=auxiliary, drop_path=drop_path, remat=remat)
 
 
 def darts_network(genotype: DartsGenotype, C: int = 36, layers: int = 20, num_classes: int = 10,

@@ -59,7 +59,9 @@ class NB201Network(nn.Module):
     ``arch_weights = {"cell": [6, K]}`` (None for a discrete network) -> logits [B, classes].
     ``mixed``: supernet (mixed edges) or discrete network; ``node_bn``: a non-affine batch norm
     after each node's sum; ``single_path``: a supernet whose edges compute only the operation the
-    weights choose (``{"cell": [6]}`` operation indices, or one-hot / straight-through [6, K]).
+    weights choose (``{"cell": [6]}`` operation indices, or one-hot / straight-through [6, K]);
+    ``remat``: each cell's activations are recomputed in the backward pass (``nn.remat``) instead
+    of stored, for memory-bound runs; parameter paths are unchanged.
     """
 
     edges: tuple[EdgeSpec, ...]
@@ -70,6 +72,7 @@ class NB201Network(nn.Module):
     mixed: bool = False
     node_bn: bool = False
     single_path: bool = False
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x, arch_weights=None, train: bool = False):
@@ -77,12 +80,13 @@ class NB201Network(nn.Module):
         weights = None if arch_weights is None else arch_weights["cell"]
         x = conv(self.C, 3, padding=1, name="stem_conv")(x)
         x = batch_norm(train, True, name="stem_bn")(x)
+        cell_type = nn.remat(NB201Cell, static_argnums=(3,)) if self.remat else NB201Cell
         for stage in range(3):
             C = self.C * 2**stage
             if stage:
                 x = ResNetBlock(C, name=f"reduction_{stage}")(x, train)
             for i in range(self.N):
-                cell = NB201Cell(self.edges, C, self.affine, self.mixed, self.node_bn,
+                cell = cell_type(self.edges, C, self.affine, self.mixed, self.node_bn,
                                  self.single_path, name=f"stage{stage}_cell{i}")
                 x = cell(x, weights, train)
         x = nn.relu(batch_norm(train, True, name="lastact_bn")(x))
@@ -92,13 +96,15 @@ class NB201Network(nn.Module):
 
 def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10,
                    ops: tuple[str, ...] = NB201_OPS, affine: bool = False,
-                   node_bn: bool = False, single_path: bool = False) -> NB201Network:
+                   node_bn: bool = False, single_path: bool = False,
+                   remat: bool = False) -> NB201Network:
     """The NB201 supernet: every edge a mixed operation over ``ops``; weights [6, len(ops)]
-    (``single_path``: every edge computes only its chosen operation)."""
+    (``single_path``: every edge computes only its chosen operation; ``remat``: cells
+    rematerialized in the backward pass)."""
     check_op_names(ops)
     edges = tuple((src, dst, tuple(ops)) for src, dst in NB201_EDGES)
     return NB201Network(edges, C, N, num_classes, affine, mixed=True, node_bn=node_bn,
-                        single_path=single_path)
+                        single_path=single_path, remat=remat)
 
 
 def nb201_network(genotype: NB201Genotype, C: int = 16, N: int = 5, num_classes: int = 10,

@@ -21,12 +21,15 @@ FIXED_EDGES = ((1, 2), (0, 2), (2, 3), (0, 3), (3, 4), (0, 4), (4, 5), (0, 5))
 @dataclasses.dataclass(frozen=True)
 class NB201Space:
     """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
-    a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB)."""
+    a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
+    ``remat`` recomputes each supernet cell's activations in the backward pass (less memory,
+    more compute)."""
 
     C: int = 16
     N: int = 5
     ops: tuple[str, ...] = NB201_OPS
     node_bn: bool = False
+    remat: bool = False
 
     name = "nb201"
 
@@ -48,7 +51,7 @@ class NB201Space:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
-                                    single_path=single_path)
+                                    single_path=single_path, remat=self.remat)
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key of the supernet's top-level module ``module`` when it is a cell
@@ -83,7 +86,8 @@ class DartsSpace:
     names the reduction cell's (TND-NAS); ``edge_ops`` ``{kind: ((op, ...) per edge)}``, the
     same number on every edge of a kind, gives each edge its own (a shrunk stage of a staged
     search) and overrides both. ``cell_ops()`` is what the supernet holds; paths and
-    architecture weights index each edge's own tuple."""
+    architecture weights index each edge's own tuple. ``remat`` recomputes each supernet cell's
+    activations in the backward pass (less memory, more compute)."""
 
     C: int = 16
     layers: int = 8
@@ -93,6 +97,7 @@ class DartsSpace:
     node_bn: bool = False
     reduce_ops: tuple[str, ...] = ()
     edge_ops: tuple = ()  # (("normal", per-edge tuples), ("reduce", ...)); a mapping is accepted
+    remat: bool = False
 
     name = "darts"
 
@@ -135,7 +140,7 @@ class DartsSpace:
         computes only its chosen operation."""
         return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
                                     self.auxiliary, self.node_bn, drop_path, single_path,
-                                    None if self.uniform else self.cell_ops())
+                                    None if self.uniform else self.cell_ops(), self.remat)
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key ("normal" or "reduce") of the supernet's top-level module
