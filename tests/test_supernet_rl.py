@@ -7,6 +7,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxnas.analysis.pareto import best_retrained, fronts, highest_score
@@ -155,7 +156,6 @@ def test_cadam_searches_the_frozen_supernet_and_resumes_bit_exact(cadam_config,
                                                                    resumed_search, tmp_path):
     full, resumed = resumed_search(cadam_config, stop=5)  # stopped inside the queries
     state = jax.device_get(full.state)
-    pretrained = state  # the weights froze after the 4 pre-training steps
     visited, history = state.arch.visited, state.arch.agent.history
     assert int(state.step) == 10 and int(state.arch.agent.step) == 6
     assert 1 <= int(visited.size) <= 6 and int(history.size) <= 3
@@ -169,17 +169,12 @@ def test_cadam_searches_the_frozen_supernet_and_resumes_bit_exact(cadam_config,
     pareto = json.loads((tmp_path / "full" / "pareto.json").read_text())
     assert len(pareto["points"]) == int(visited.size)
     assert (tmp_path / "full" / "pareto_flops.png").exists()
-    del pretrained
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["4s"])
-def test_ddas_trains_only_the_chosen_cell_and_resumes_bit_exact(variant, resumed_search,
-                                                                tmp_path):
-    from experiments.configs import ddas_cnn
-    config = _tiny(ddas_cnn.get_config(f"{variant}-tiny"))
-    config.strategy.update(hidden=(8,), phases=(2, 1, 5), patience=2, batch_size=2)
-    full, _ = resumed_search(config, stop=4)
+def test_ddas_searches_and_resumes_bit_exact(variant, resumed_search, tmp_path):
+    full, _ = resumed_search(_ddas_config(variant), stop=4)  # stopped inside the search
     state = jax.device_get(full.state)
     visited = state.arch.visited
     assert int(visited.size) == 8  # one row per search step
@@ -193,3 +188,55 @@ def test_ddas_trains_only_the_chosen_cell_and_resumes_bit_exact(variant, resumed
         front = pareto["fronts"][cost]
         assert best in front or any(pareto["points"][i]["val_accuracy"] >=
                                     pareto["points"][best]["val_accuracy"] for i in front)
+
+
+def _ddas_config(variant):
+    from experiments.configs import ddas_cnn
+    config = _tiny(ddas_cnn.get_config(f"{variant}-tiny"))
+    config.strategy.update(hidden=(8,), phases=(2, 1, 5), patience=2, batch_size=2)
+    return config
+
+
+@pytest.mark.slow
+def test_a_ddas_search_step_moves_only_the_chosen_cell():
+    from jaxnas.data import data_mesh, replicated, to_global
+    from jaxnas.engine.search_loop import build, make_step
+    from jaxnas.spaces.single_path import op_owners
+    setup = build(_ddas_config("4s"))
+    mesh = data_mesh()
+    state = setup.initial_state()
+    state = jax.device_put(state.replace(step=jnp.asarray(setup.problem.planned_steps,
+                                                          jnp.int32)), replicated(mesh))
+    m, b = setup.strategy.inner_steps, setup.config.batch_size
+    shape = tuple(setup.dataset.image_shape)
+    x = (np.arange(m * b, dtype=np.uint8).reshape(m, b, 1, 1, 1) * 7
+         + np.zeros((m, b) + shape, np.uint8))
+    y = (np.arange(m * b, dtype=np.int32) % 10).reshape(m, b)
+    batches = {"train": {"image": x, "label": y}, "val": {"image": x[:1], "label": y[:1]}}
+    before = jax.device_get(state)
+    new, metrics = make_step(setup.strategy, setup.problem, setup.per_step, mesh)(
+        state, to_global(batches, mesh, 1))
+    new = jax.device_get(new)
+    path = new.arch.path
+    assert int((path["normal"] != 0).sum()) <= 8  # Alg. 2: 8 active pairs, none selectable
+    trace = lambda opt: optax.tree_utils.tree_get(opt, "trace")  # noqa: E731  momentum
+    moved = {"chosen": 0, "unchosen": 0}
+    for old_tree, new_tree in ((before.params, new.params),
+                               (before.batch_stats, new.batch_stats),
+                               (trace(before.opt_w), trace(new.opt_w))):
+        owners = op_owners(setup.space, old_tree)
+        for owner, old, after in zip(
+                jax.tree.leaves(owners, is_leaf=lambda o: o is None or isinstance(o, tuple)),
+                jax.tree.leaves(old_tree), jax.tree.leaves(new_tree)):
+            if owner is not None:
+                chosen = int(path[owner[0]][owner[1]]) == owner[2]
+                moved["chosen" if chosen else "unchosen"] += int(not np.array_equal(old, after))
+    assert moved["chosen"] > 0 and moved["unchosen"] == 0
+    # The first search step explores and does not update the agent; its reward is Eq. 3.3
+    # against the alpha = 1 supernet evaluated on the same (first) val batch.
+    assert float(metrics["explored"]) == 1.0 and float(metrics["critic_loss"]) == 0.0
+    same = jax.tree.map(np.array_equal, before.arch.agent, new.arch.agent)
+    assert all(jax.tree.leaves(same))
+    expected = float(reward(new.arch.visited.accuracy[0], new.arch.base_accuracy,
+                            new.arch.visited.loss[0], new.arch.base_loss))
+    assert float(new.arch.replay.items.reward[0]) == pytest.approx(expected, rel=1e-6)
