@@ -43,7 +43,7 @@ from jaxnas.strategies.single_path import SinglePathSearch
 
 SELECT_ON = ("test", "val")
 _PRETRAIN = ("lr", "train_loss", "train_accuracy")
-_QUERY = ("query_accuracy", "reward", "epsilon", "explored", "cycles", "visited")
+_QUERY = ("val_accuracy", "reward", "epsilon", "explored", "cycles", "visited")
 
 
 class CadamArch(NamedTuple):
@@ -136,7 +136,7 @@ class CadamSearch(SinglePathSearch):
             self.flops_per_mac)
         agent, visited, info = env_step(env, self.agent, arch.agent, arch.visited)
         path = self.actions.path_of_ops(info.cell)
-        metrics = {"query_accuracy": info.accuracy, "reward": info.reward,
+        metrics = {"val_accuracy": info.accuracy, "reward": info.reward,
                    "epsilon": info.epsilon, "explored": info.explored, "cycles": info.cycles,
                    "visited": visited.size}
         arch = CadamArch(path, agent, visited, arch.eval_set)
