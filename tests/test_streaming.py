@@ -1,12 +1,15 @@
 """The streaming pipeline (``jaxnas.data.streaming``, ``config.data_pipeline="grain"``): records
 read at random from ArrayRecord files written here and from tfds's mock data, each process's rows
-of a global batch, the loader's state in the checkpoint, and the retraining loop fed by it."""
+of a global batch, the loader's state in the checkpoint, and the retraining and search loops fed
+by it."""
 
 import json
 import os
+import re
 import sys
 import types
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -17,7 +20,7 @@ from experiments.configs import train_nb201
 from jaxnas.data import (BatchStream, StepReader, check_batch_size, loader, local_rows,
                          open_streaming, padded_batches)
 from jaxnas.data.streaming import RecordSplit
-from jaxnas.engine import train
+from jaxnas.engine import build, load_search, search, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NB201_ARCH = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|"
@@ -27,6 +30,18 @@ NB201_ARCH = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     return write_mini(tmp_path_factory.mktemp("arrayrecord") / "mini")
+
+
+def _as_npz(directory, path) -> str:
+    """The ArrayRecord set in ``directory`` written as the npz ``path``: ``npz:PATH``, the same
+    images for the in-memory pipeline."""
+    data = open_streaming(f"arrayrecord:{directory}")
+    arrays = {split: getattr(data, split).read(np.arange(len(getattr(data, split))))
+              for split in ("train", "test")}
+    np.savez(path, x_train=arrays["train"]["image"], y_train=arrays["train"]["label"],
+             x_test=arrays["test"]["image"], y_test=arrays["test"]["label"],
+             num_classes=data.num_classes)
+    return f"npz:{path}"
 
 
 def _mesh(processes: int, devices: int = 1):
@@ -179,13 +194,8 @@ def test_streamed_training_equals_in_memory_training_and_resumes_exactly(records
     """The same 40 images as an npz (in memory) and as ArrayRecord (streamed): the same 8 steps
     (5 batches an epoch: the epoch boundary is crossed), bit for bit; and a streamed run
     stopped at the checkpoint of step 3 and resumed ends the same."""
-    data = open_streaming(f"arrayrecord:{records}")
-    arrays = {split: getattr(data, split).read(np.arange(len(getattr(data, split))))
-              for split in ("train", "test")}
-    np.savez(tmp_path / "mini.npz", x_train=arrays["train"]["image"],
-             y_train=arrays["train"]["label"], x_test=arrays["test"]["image"],
-             y_test=arrays["test"]["label"], num_classes=5)
-    memory = train(_nb201(f"npz:{tmp_path / 'mini.npz'}"), NB201_ARCH, str(tmp_path / "memory"))
+    memory = train(_nb201(_as_npz(records, tmp_path / "mini.npz")), NB201_ARCH,
+                   str(tmp_path / "memory"))
     streamed = train(_nb201(f"arrayrecord:{records}", data_pipeline="grain"), NB201_ARCH,
                      str(tmp_path / "grain"))
     assert memory.report["steps"] == streamed.report["steps"] == 10
@@ -236,16 +246,110 @@ def test_the_imagenet_config_trains_a_few_steps_on_tfds_mock_data(tmp_path, monk
     assert {"data", "default"} <= set(os.listdir(workdir / "checkpoints" / "3"))
 
 
+# ------------------------------------------------------------------ the search loop
+
+
+@pytest.fixture(scope="module")
+def search_sets(tmp_path_factory):
+    """64 training images as ArrayRecord and as npz: ``(arrayrecord:DIR, npz:PATH)``. Halves of
+    32, so 4 batches of 8 an epoch."""
+    directory = tmp_path_factory.mktemp("search")
+    records = write_mini(directory / "mini", num_train=64)
+    return f"arrayrecord:{records}", _as_npz(records, directory / "mini.npz")
+
+
+def _search(tiny_config, dataset, **overrides):
+    """The tiny NB201 search (C=4, 8x8 images) on ``dataset``, in batches of 8 for 2 epochs."""
+    return tiny_config(**{"dataset": dataset, "batch_size": 8, "data_threads": 2, **overrides})
+
+
+def test_a_streamed_search_reads_the_batches_of_the_in_memory_search(search_sets, tiny_config):
+    """iDARTS with T=2 takes 2 train batches and 1 val batch a step: step j holds batches 2j and
+    2j + 1 of the train stream and batch j of the val stream, the same records streamed as in
+    memory (a pixel names its record), also past the end of an epoch (2 steps)."""
+    streamed, memory = (build(_search(tiny_config, dataset, data_pipeline=pipeline,
+                                      **{"strategy.name": "idarts", "strategy.inner_steps": 2}))
+                        for dataset, pipeline in zip(search_sets, ("grain", "memory")))
+    assert streamed.per_step == memory.per_step == {"train": 2, "val": 1}
+    assert streamed.steps_per_epoch == 2
+    reads = [StepReader(setup.dataset.train, setup.streams, setup.per_step, slice(0, 8))
+             for setup in (streamed, memory)]
+    for step in (0, 1, 2, 5):
+        batches = [read(step) for read in reads]
+        jax.tree.map(np.testing.assert_array_equal, *batches)
+        for name, n in streamed.per_step.items():
+            expected = np.stack([streamed.streams[name].batch(n * step + i) for i in range(n)])
+            np.testing.assert_array_equal(batches[0][name]["image"][..., 0, 0, 0], expected)
+            np.testing.assert_array_equal(batches[0][name]["label"], expected % 5)
+
+
+def test_candidates_are_scored_alike_streamed_and_in_memory(search_sets, tiny_config):
+    """The scores of selecting strategies (``PathEvaluator``: RandomNAS's on the val stream's
+    first batches, CADAM's on the test split) read the same images streamed as in memory."""
+    from jaxnas.engine.evaluate import PathEvaluator
+
+    paths = [{"cell": np.full(6, op, np.int32)} for op in (1, 2, 3)]
+    scores = []
+    for dataset, pipeline in zip(search_sets, ("grain", "memory")):
+        setup = build(_search(tiny_config, dataset, data_pipeline=pipeline,
+                              **{"strategy.name": "randomnas"}))
+        evaluator = PathEvaluator(setup, setup.initial_state())
+        scores.append(np.concatenate([evaluator.score(paths, num_batches=3),
+                                      evaluator.test_score(paths)]))
+    np.testing.assert_array_equal(*scores)
+    assert len(set(scores[0])) > 1
+
+
+@pytest.mark.slow
+def test_streamed_search_equals_in_memory_search_and_resumes_exactly(search_sets, tiny_config,
+                                                                    tmp_path):
+    """DARTS on the same 64 images streamed and in memory: the same 8 steps (the epoch boundary
+    is crossed) and final state, bit for bit; a streamed search stopped at step 5, after the
+    checkpoint of step 3, and resumed ends the same; a search saved before the pipeline fields
+    existed still resumes."""
+    records, npz = search_sets
+    memory = search(_search(tiny_config, npz), str(tmp_path / "memory"))
+    streamed = search(_search(tiny_config, records, data_pipeline="grain"),
+                      str(tmp_path / "grain"))
+    assert memory.steps == streamed.steps == 8
+    chex.assert_trees_all_equal(jax.device_get(memory.state), jax.device_get(streamed.state))
+    assert memory.genotype == streamed.genotype
+
+    part = str(tmp_path / "part")
+    search(_search(tiny_config, records, data_pipeline="grain", checkpoint_every=3, max_steps=5),
+           part)
+    saved = json.loads(open(os.path.join(part, "checkpoints", "3", "data", "metadata")).read())
+    assert saved["next_index"] == 3  # the loader's position: the batches of step 3 come next
+    resumed = search(_search(tiny_config, records, data_pipeline="grain", checkpoint_every=3),
+                     part)
+    chex.assert_trees_all_equal(jax.device_get(streamed.state), jax.device_get(resumed.state))
+    chex.assert_trees_all_equal(jax.device_get(streamed.state),
+                                jax.device_get(load_search(part)[1]))
+
+    path = tmp_path / "memory" / "config.json"
+    saved = json.loads(path.read_text())
+    for field in ("data_pipeline", "image_size", "data_threads", "data_workers"):
+        del saved[field]
+    path.write_text(json.dumps(saved))
+    again = search(_search(tiny_config, npz), str(tmp_path / "memory"))
+    chex.assert_trees_all_equal(jax.device_get(memory.state), jax.device_get(again.state))
+    chex.assert_trees_all_equal(jax.device_get(memory.state),
+                                jax.device_get(load_search(str(tmp_path / "memory"))[1]))
+
+
 # ------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["--config.data_pipeline=disk"], "Unknown config.data_pipeline 'disk'; use 'memory'"),
-    (["--config.image_size=32"], "config.image_size=32 resizes streamed images only"),
-    (["--config.data_pipeline=grain"], "streams 'tfds:NAME' or 'arrayrecord:DIR'"),
-    (["--config.data_pipeline=grain", "--config.dataset=arrayrecord:/nonexistent"],
+BAD_PIPELINES = [
+    ({"data_pipeline": "disk"}, "Unknown config.data_pipeline 'disk'; use 'memory'"),
+    ({"image_size": 32}, "config.image_size=32 resizes streamed images only"),
+    ({"data_pipeline": "grain"}, "streams 'tfds:NAME' or 'arrayrecord:DIR'"),
+    ({"data_pipeline": "grain", "dataset": "arrayrecord:/nonexistent"},
      "'/nonexistent' is not a tfds dataset directory (no features.json)"),
-])
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_PIPELINES)
 def test_bad_pipeline_settings_are_one_clear_error(monkeypatch, capsys, tmp_path, overrides,
                                                    message):
     from absl import flags
@@ -256,7 +360,8 @@ def test_bad_pipeline_settings_are_one_clear_error(monkeypatch, capsys, tmp_path
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(sys, "argv", [
         "train", f"--genotype={NB201_ARCH}", "--config=experiments/configs/train_nb201.py",
-        f"--workdir={tmp_path / 'run'}", "--config.dataset=digits", *overrides])
+        f"--workdir={tmp_path / 'run'}", "--config.dataset=digits",
+        *(f"--config.{field}={value}" for field, value in overrides.items())])
     try:
         with pytest.raises(SystemExit) as exit_:
             cli.run(train_script.main, multi_process=True)
@@ -267,4 +372,14 @@ def test_bad_pipeline_settings_are_one_clear_error(monkeypatch, capsys, tmp_path
     assert exit_.value.code == 1
     stderr = capsys.readouterr().err
     assert stderr.startswith("error: ") and message in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides,message", BAD_PIPELINES)
+def test_a_search_refuses_bad_pipeline_settings_before_writing(tiny_config, tmp_path, overrides,
+                                                              message):
+    """The same errors from a search (the command line turns them into its ``error:`` line)."""
+    config = tiny_config(**overrides)
+    with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
+        search(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()

@@ -19,6 +19,14 @@ def search_defaults() -> ml_collections.ConfigDict:
     c.dataset = "tfds:cifar10"
     c.data_dir = ""  # tfds data dir; "" = the tfds default
     c.num_classes = 0  # classes of an npz set without a num_classes array (0: from its labels)
+    # "memory": the whole set in host memory (digits, npz, tfds sets that fit); "grain": streamed
+    # from tfds:NAME or arrayrecord:DIR by grain, for sets that do not fit (README, "Streaming
+    # data"), with image_size (0: the images' own, fixed size), data_threads reading threads and
+    # data_workers worker processes (0: none) per process.
+    c.data_pipeline = "memory"
+    c.image_size = 0
+    c.data_threads = 4
+    c.data_workers = 0
     c.train_portion = 0.5  # DARTS's split of the training set into train / val halves
     c.augment = True  # pad-4 random crop + horizontal flip
     c.cutout = 0

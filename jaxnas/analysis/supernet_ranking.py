@@ -131,11 +131,11 @@ def _split_arrays(setup, split: str):
     """uint8 images [n, H, W, C] and labels [n] of the search's val half or of the test split."""
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
-    dataset = setup.dataset
     if split == "test":
-        return dataset.x_test, dataset.y_test
-    indices = setup.streams["val"].indices
-    return dataset.x_train[indices], dataset.y_train[indices]
+        rows = setup.dataset.test.read(np.arange(len(setup.dataset.test)))
+    else:
+        rows = setup.dataset.train.read(setup.streams["val"].indices)
+    return rows["image"], rows["label"]
 
 
 def _scored_arrays(setup, split: str, batch_size: int, bn: str):

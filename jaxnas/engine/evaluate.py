@@ -26,17 +26,19 @@ class PathEvaluator:
     def score(self, paths: list, num_batches: int = 1) -> np.ndarray:
         """float64 [len(paths)]: accuracy in % of each path."""
         idx = np.stack([self._stream.batch(i) for i in range(num_batches)])
-        images, labels = self._dataset.x_train[idx], self._dataset.y_train[idx]
-        valid = np.ones(labels.shape, bool)
-        counts = [self._count(self._variables, path, images, labels, valid) for path in paths]
-        return 100.0 * np.asarray(jax.device_get(counts), np.float64) / labels.size
+        batch = self._dataset.train.read(idx)
+        valid = np.ones(idx.shape, bool)
+        counts = [self._count(self._variables, path, batch["image"], batch["label"], valid)
+                  for path in paths]
+        return 100.0 * np.asarray(jax.device_get(counts), np.float64) / idx.size
 
     def test_score(self, paths: list, bn: str = "running") -> np.ndarray:
         """float64 [len(paths)]: accuracy in % of each path on the whole test split (CADAM's
         preliminary test accuracy), in batches of the search's size; ``bn``: "running" (eval
         mode) or "batch" (each batch's own statistics)."""
         count = make_correct_count(self._net, self._mean, self._std, bn=bn)
-        batches = jax.device_put(_batched(self._dataset.x_test, self._dataset.y_test,
-                                          self._batch_size))
+        test = self._dataset.test
+        split = test.read(np.arange(len(test)))
+        batches = jax.device_put(_batched(split["image"], split["label"], self._batch_size))
         counts = [count(self._variables, path, *batches) for path in paths]
-        return 100.0 * np.asarray(jax.device_get(counts), np.float64) / len(self._dataset.y_test)
+        return 100.0 * np.asarray(jax.device_get(counts), np.float64) / len(test)

@@ -1,14 +1,47 @@
-"""Pieces both loops (search and retraining) share: resuming, global batches from the host (read
-in the loop, or streamed by grain), the wall time kept in the state, and the check for a
-non-finite loss before anything is logged or saved."""
+"""Pieces both loops (search and retraining) share: the dataset as ``config.data_pipeline`` says
+(in memory or streamed), resuming, each step's batches from the host (read in the loop, or
+streamed by grain), the wall time kept in the state, and the check for a non-finite loss before
+anything is logged or saved."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.data import loader, local_rows, replicated, step_indices, to_global
+from jaxnas.data import check_pipeline, load_dataset, loader, open_streaming, replicated
 from jaxnas.distributed import chief_value
+from jaxnas.engine import config as config_lib
 from jaxnas.log import logger
+
+
+def validate_data(config) -> None:
+    """Clear errors for the data pipeline fields: ``data_pipeline``, ``image_size``,
+    ``data_threads``, ``data_workers``."""
+    config_lib.require_nonnegative(config, "image_size", "data_threads", "data_workers")
+    check_pipeline(config.data_pipeline)
+    if config.image_size and config.data_pipeline != "grain":
+        raise ValueError(f"config.image_size={config.image_size} resizes streamed images only; "
+                         "set config.data_pipeline='grain', or image_size=0.")
+
+
+def check_in_memory(dataset: str) -> None:
+    """Refuses a dataset the in-memory pipeline cannot hold (ImageNet through tfds)."""
+    if dataset.startswith("tfds:imagenet2012"):
+        raise ValueError(
+            f"config.dataset={dataset!r}: the in-memory pipeline (jaxnas.data) holds a whole "
+            "dataset as one uint8 array, which ImageNet's ~1.3M variable-size images do not "
+            "fit. Stream it with --config.data_pipeline=grain --config.image_size=224, or pass "
+            "images resized to a fixed size as --config.dataset=npz:PATH.")
+
+
+def open_data(config):
+    """The dataset of ``config``: streamed (``open_streaming``) when ``config.data_pipeline`` is
+    ``grain``, else held in memory (``load_dataset``). Both read rows with ``.train.read`` and
+    ``.test.read``."""
+    if config.data_pipeline == "grain":
+        return open_streaming(config.dataset, config.data_dir or None, config.image_size,
+                              config.num_classes)
+    check_in_memory(config.dataset)
+    return load_dataset(config.dataset, config.data_dir or None, config.num_classes)
 
 
 def resume(checkpoints, initial_state, mesh):
@@ -25,17 +58,6 @@ def replicated_seconds(seconds: float, mesh):
     """A wall time as a float32 replicated over ``mesh``: process 0's ``seconds`` on every process
     of a multi-process run (their clocks differ)."""
     return jax.device_put(chief_value(np.float32(seconds)), replicated(mesh))
-
-
-def global_batches(dataset, streams: dict, positions: dict, per_step: dict, batch_size: int,
-                   mesh) -> dict:
-    """The next batches of every stream, sharded over ``mesh``:
-    ``{stream: {"image": [n, B, H, W, C] uint8, "label": [n, B]}}`` with n = ``per_step[stream]``
-    batches from ``positions[stream]`` on, from the training split of ``dataset`` (a stream
-    with n = 0 is left out)."""
-    indices = step_indices(streams, positions, per_step, local_rows(batch_size, mesh))
-    return to_global({name: dataset.train.read(idx) for name, idx in indices.items()}, mesh,
-                     batch_axis=1)
 
 
 def step_batches(read, start: int, total: int, config, restored=None):

@@ -4,6 +4,10 @@
 writes to ``workdir``: ``checkpoints/``, ``metrics.jsonl``, TensorBoard events, and at the end
 ``genotype.json``, drawings of the derived cell(s) and a plot of the architecture weights over the
 run. Re-running the same command resumes from the last complete checkpoint.
+
+``config.data_pipeline`` picks how the data is read, as for retraining (``train_loop``): ``memory``
+holds the whole set in host memory, ``grain`` streams it and saves the loader's state in each
+checkpoint. Both give each step the same train and val batches (``StepReader``).
 """
 
 import dataclasses
@@ -18,13 +22,14 @@ import numpy as np
 from jaxnas import hypergrad as hg
 from jaxnas import viz
 from jaxnas.benchmarks import open_lookup
-from jaxnas.data import (BatchStream, check_batch_size, data_mesh, load_dataset, replicated,
-                         search_split)
+from jaxnas.data import (BatchStream, StepReader, check_batch_size, data_mesh, local_rows,
+                         replicated, search_split, to_global)
 from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.evaluate import PathEvaluator
-from jaxnas.engine.loop import check_finite, first_nonfinite_step, global_batches, resume
+from jaxnas.engine.loop import (check_finite, first_nonfinite_step, open_data, resume,
+                                step_batches, validate_data)
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import cosine_by_epoch, drop_path_by_epoch, weight_optimizer
 from jaxnas.engine.stages import check_shrinking, read_kept, shrink_stage, stage_plan, write_kept
@@ -37,7 +42,8 @@ from jaxnas.strategies import SearchProblem, SearchState, get_strategy
 from jaxnas.strategies.shrinking import single_op_genotype
 
 # Config fields added after the first searches were saved, with the value that means "off".
-ADDED_FIELDS = {"epoch_steps": 0, "stages": {}}
+ADDED_FIELDS = {"epoch_steps": 0, "stages": {}, "data_pipeline": "memory", "image_size": 0,
+                "data_threads": 0, "data_workers": 0}
 
 _ADVICE = ("Lower the learning rates and resume from the last good checkpoint with "
            "--allow_config_change=optim_w.lr,optim_alpha.lr (and the new values), or check the "
@@ -83,6 +89,7 @@ def validate(config) -> None:
                          f"config.optim_w.lr ({config.optim_w.lr}).")
     if config.drop_path >= 1:
         raise ValueError(f"config.drop_path must be below 1, got {config.drop_path!r}.")
+    validate_data(config)
 
 
 def build(config) -> SearchSetup:
@@ -95,8 +102,8 @@ def build(config) -> SearchSetup:
         raise ValueError(f"config.eigenvalue_every is {config.eigenvalue_every}, but the "
                          f"{strategy.name!r} strategy has no differentiable architecture "
                          "parameters; set it to 0.")
-    dataset = load_dataset(config.dataset, config.data_dir or None, config.num_classes)
-    train_idx, val_idx = search_split(len(dataset.x_train), config.train_portion, config.seed)
+    dataset = open_data(config)
+    train_idx, val_idx = search_split(len(dataset.train), config.train_portion, config.seed)
     streams = {"train": BatchStream(train_idx, config.batch_size, config.seed),
                "val": BatchStream(val_idx, config.batch_size, config.seed + 1)}
     per_step = {"train": strategy.train_batches, "val": strategy.val_batches}
@@ -137,7 +144,9 @@ def load_search(workdir: str):
         saved.setdefault(field, default)
     config = ml_collections.ConfigDict(saved)
     setup = build(config)
-    state = Checkpoints(workdir, config.keep_checkpoints).restore_latest(setup.initial_state())
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints,
+                              with_data=config.data_pipeline == "grain")
+    state = checkpoints.restore_latest(setup.initial_state())
     if state is None:
         raise FileNotFoundError(f"The search in {workdir!r} has no checkpoint yet.")
     return setup, state
@@ -218,33 +227,35 @@ def _stage_result(stage_dir: str, steps: int) -> SearchResult:
 def _run(setup, workdir, mesh, lookup) -> SearchResult:
     config, dataset, strategy, space = setup.config, setup.dataset, setup.strategy, setup.space
     problem, per_step, total_steps = setup.problem, setup.per_step, setup.total_steps
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    streamed = config.data_pipeline == "grain"
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints, with_data=streamed)
     state = resume(checkpoints, setup.initial_state(), mesh)
     start = int(state.step)
+    read = StepReader(dataset.train, setup.streams, per_step,
+                      local_rows(config.batch_size, mesh))
+    batches = step_batches(read, start, total_steps, config, checkpoints.restored_data)
 
     step_fn = make_step(strategy, problem, per_step, mesh)
     writer = MetricsWriter(workdir, resume_step=start)
     progress = Progress(total_steps, setup.steps_per_epoch, config.epochs, start)
     eigen_fn = make_eigenvalue(strategy, problem, config) if config.eigenvalue_every else None
-    position = {k: int(v) for k, v in state.data_position.items()}
     metrics = {}
     t0 = time.perf_counter()
     try:
         for step in range(start, total_steps):
-            batches = global_batches(dataset, setup.streams, position, per_step,
-                                     config.batch_size, mesh)
-            state, metrics = step_fn(state, batches)
-            position = {k: position[k] + per_step[k] for k in position}
+            batch = to_global(next(batches), mesh, batch_axis=1)
+            state, metrics = step_fn(state, batch)
             done = step + 1
             if eigen_fn is not None and done % config.eigenvalue_every == 0:
-                writer.write(done, {"alpha_hessian_eigenvalue": eigen_fn(state, batches["val"])})
+                writer.write(done, {"alpha_hessian_eigenvalue": eigen_fn(state, batch["val"])})
             if done % config.log_every == 0 or done == total_steps:
                 check_finite(state, checkpoints, _ADVICE)
                 metrics = _log(writer, progress, strategy, space, lookup, state, metrics, done)
             if done % config.checkpoint_every == 0 or done == total_steps:
                 check_finite(state, checkpoints, _ADVICE)
-                checkpoints.save(done, state)
+                checkpoints.save(done, state, batches.get_state() if streamed else None)
     finally:
+        batches.close()
         checkpoints.close()
         writer.close()
     if start < total_steps:

@@ -29,14 +29,13 @@ import numpy as np
 import optax
 
 from jaxnas import viz
-from jaxnas.data import (BatchStream, EvalReader, StepReader, check_batch_size, check_pipeline,
-                         data_mesh, load_dataset, loader, local_rows, normalize, open_streaming,
-                         padded_batches, preprocess, replicated, to_global)
+from jaxnas.data import (BatchStream, EvalReader, StepReader, check_batch_size, data_mesh, loader,
+                         local_rows, normalize, padded_batches, preprocess, replicated, to_global)
 from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.loop import (check_finite, first_nonfinite_step, replicated_seconds, resume,
-                                step_batches)
+from jaxnas.engine.loop import (check_finite, first_nonfinite_step, open_data, replicated_seconds,
+                                resume, step_batches, validate_data)
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule, weight_optimizer
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked
@@ -107,12 +106,8 @@ def validate(config) -> None:
     config_lib.require_nonnegative(config, "optim_w.lr_min", "optim_w.weight_decay",
                                    "optim_w.momentum", "optim_w.grad_clip", "cutout",
                                    "max_steps", "eval_every", "aux_weight", "drop_path",
-                                   "label_smoothing", "num_classes", "image_size",
-                                   "data_threads", "data_workers")
-    check_pipeline(config.data_pipeline)
-    if config.image_size and config.data_pipeline != "grain":
-        raise ValueError(f"config.image_size={config.image_size} resizes streamed images only; "
-                         "set config.data_pipeline='grain', or image_size=0.")
+                                   "label_smoothing", "num_classes")
+    validate_data(config)
     epoch_schedule(config.optim_w, config.epochs, 1)  # raises for an unknown schedule
     if config.optim_w.lr_min > config.optim_w.lr:
         raise ValueError(f"config.optim_w.lr_min ({config.optim_w.lr_min}) exceeds "
@@ -122,16 +117,6 @@ def validate(config) -> None:
     for name in ("drop_path", "label_smoothing"):
         if not config[name] < 1.0:
             raise ValueError(f"config.{name} must be below 1, got {config[name]}.")
-
-
-def check_in_memory(dataset: str) -> None:
-    """Refuses a dataset the in-memory pipeline cannot hold (ImageNet through tfds)."""
-    if dataset.startswith("tfds:imagenet2012"):
-        raise ValueError(
-            f"config.dataset={dataset!r}: the in-memory pipeline (jaxnas.data) holds a whole "
-            "dataset as one uint8 array, which ImageNet's ~1.3M variable-size images do not "
-            "fit. Stream it with --config.data_pipeline=grain --config.image_size=224, or pass "
-            "images resized to a fixed size as --config.dataset=npz:PATH.")
 
 
 def make_network(config, genotype, num_classes: int):
@@ -331,12 +316,7 @@ def train(config, genotype, workdir: str, allow_changes=()) -> TrainResult:
     if isinstance(genotype, (str, os.PathLike)):
         genotype = load_genotype(genotype)
     validate(config)
-    if config.data_pipeline == "grain":
-        dataset = open_streaming(config.dataset, config.data_dir or None, config.image_size,
-                                 config.num_classes)
-    else:
-        check_in_memory(config.dataset)
-        dataset = load_dataset(config.dataset, config.data_dir or None, config.num_classes)
+    dataset = open_data(config)
     setup = build(config, genotype, dataset.num_classes, dataset.image_shape, dataset.mean,
                   dataset.std, len(dataset.train))
     mesh = data_mesh()
