@@ -5,8 +5,10 @@ are turned off (numerics are unaffected) and compiled programs are cached, befor
 anywhere.
 """
 
+import importlib
 import os
 import pathlib
+import sys
 import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -27,6 +29,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: an end-to-end test that takes long (subprocesses, "
                                        "DARTS-space programs); `-m 'not slow'` skips them locally")
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("JAXNAS_SHARED")
                       or pathlib.Path(__file__).resolve().parents[2] / "shared")
 NB201_TABLE = SHARED / "data" / "nb201" / "nb201_merged.csv"
@@ -65,6 +68,46 @@ def tiny_config():
         return config
 
     return make
+
+
+@pytest.fixture
+def run_script(monkeypatch, capsys):
+    """Returns ``run(name, *args, multi_process=False) -> (exit status, stdout, stderr)``:
+    ``python -m experiments.NAME ARGS`` in this process from the repository root, absl's flag
+    parsing and ``experiments.cli``'s error handling included (errors that ``--verbose`` raises
+    propagate). Each script defines its absl flags on import, and ``train`` and ``search`` both
+    define ``--config``: so the script is imported afresh for each run, and afterwards its flags,
+    with the ``--config.FIELD`` flags ml_collections defines while parsing, are deleted and the
+    module is forgotten."""
+    from absl import flags
+
+    import experiments
+    from experiments import cli
+
+    monkeypatch.chdir(REPO)
+
+    def run(name, *args, multi_process=False):
+        module_name = f"experiments.{name}"
+        assert module_name not in sys.modules, f"{module_name} was imported outside run_script"
+        before = set(flags.FLAGS)
+        monkeypatch.setattr(sys, "argv", [name, *args])
+        try:
+            module = importlib.import_module(module_name)
+            cli.run(module.main, multi_process=multi_process)
+            status = 0
+        except SystemExit as exit_:
+            status = exit_.code or 0
+        finally:
+            flags.FLAGS.unparse_flags()
+            for flag in set(flags.FLAGS) - before:
+                delattr(flags.FLAGS, flag)
+            sys.modules.pop(module_name, None)
+            if hasattr(experiments, name):
+                delattr(experiments, name)
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
 
 
 @pytest.fixture

@@ -282,24 +282,10 @@ def test_an_unreachable_coordinator_is_a_clear_error(tmp_path):
     (["--coordinator_address=localhost:1234"], "needs --coordinator_address, --num_processes "
                                                "and --process_id, all three"),
 ])
-def test_the_command_line_refuses_incomplete_process_flags(monkeypatch, capsys, tmp_path, args,
-                                                          message):
-    from absl import flags
-
-    from experiments import cli
-    from experiments import search as search_script
-
-    monkeypatch.chdir(REPO)
-    monkeypatch.setattr(sys, "argv", ["search", *SEARCH_FLAGS, f"--workdir={tmp_path}", *args])
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            cli.run(search_script.main, multi_process=True)
-    finally:
-        flags.FLAGS.unparse_flags()
-        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-            delattr(flags.FLAGS, name)
-    assert exit_.value.code == 2
-    stderr = capsys.readouterr().err
+def test_the_command_line_refuses_incomplete_process_flags(run_script, tmp_path, args, message):
+    status, _, stderr = run_script("search", *SEARCH_FLAGS, f"--workdir={tmp_path}", *args,
+                                   multi_process=True)
+    assert status == 2
     assert stderr.startswith("error: ") and message in stderr and "Traceback" not in stderr
     assert os.listdir(tmp_path) == []
 

@@ -4,7 +4,6 @@
 import json
 import os
 import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -176,32 +175,9 @@ def test_unknown_settings_and_algorithms_are_named(make_config, tmp_path):
 
 
 @pytest.fixture
-def command_line(monkeypatch, capsys):
-    """``run(*args) -> (exit status, stdout, stderr)``: ``python -m experiments.search ARGS``
-    in this process (absl's flag parsing and ``experiments.cli``'s errors included). Between
-    runs the flags are unparsed and the ``--config.FIELD`` flags that ml_collections defines
-    while parsing are deleted, since it defines them anew on every parse."""
-    from absl import flags
-
-    from experiments import cli
-    from experiments import search as search_script
-
-    def reset():
-        flags.FLAGS.unparse_flags()
-        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-            delattr(flags.FLAGS, name)
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["search", *args])
-        try:
-            with pytest.raises(SystemExit) as exit_:
-                cli.run(search_script.main)
-        finally:
-            reset()
-        out, err = capsys.readouterr()
-        return exit_.value.code or 0, out, err
-
-    return run
+def command_line(run_script):
+    """``run(*args) -> (exit status, stdout, stderr)``: ``python -m experiments.search ARGS``."""
+    return lambda *args: run_script("search", *args)
 
 
 def test_the_command_line(command_line, nb201_table_path, table, tmp_path):

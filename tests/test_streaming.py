@@ -6,7 +6,6 @@ by it."""
 import json
 import os
 import re
-import sys
 import types
 
 import chex
@@ -22,7 +21,6 @@ from jaxnas.data import (BatchStream, StepReader, check_batch_size, loader, loca
 from jaxnas.data.streaming import RecordSplit
 from jaxnas.engine import build, load_search, search, train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NB201_ARCH = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|"
               "avg_pool_3x3~2|")
 
@@ -214,31 +212,19 @@ def test_streamed_training_equals_in_memory_training_and_resumes_exactly(records
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_imagenet_config_trains_a_few_steps_on_tfds_mock_data(tmp_path, monkeypatch, capsys):
+def test_the_imagenet_config_trains_a_few_steps_on_tfds_mock_data(tmp_path, run_script):
     """``python -m experiments.train`` with train_darts_imagenet.py, shrunk, on 24 mock
     ImageNet images of random sizes: 3 streamed steps of 4 images fitted to 32x32, and a test
     evaluation over the 24 mock validation images."""
-    from absl import flags
-
-    from experiments import cli
-    from experiments import train as train_script
-
-    monkeypatch.chdir(REPO)
     workdir = tmp_path / "imagenet"
-    monkeypatch.setattr(sys, "argv", [
-        "train", "--genotype=DARTS_V2", "--config=experiments/configs/train_darts_imagenet.py",
-        f"--workdir={workdir}", "--config.space.C=4", "--config.space.layers=3",
-        "--config.image_size=32", "--config.aux_weight=0", "--config.batch_size=4",
-        "--config.max_steps=3", "--config.log_every=1", "--config.eval_every=0",
-        "--config.data_threads=2"])
-    try:
-        with tfds.testing.mock_data(num_examples=24), pytest.raises(SystemExit) as exit_:
-            cli.run(train_script.main, multi_process=True)
-    finally:
-        flags.FLAGS.unparse_flags()
-        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-            delattr(flags.FLAGS, name)
-    assert not exit_.value.code, capsys.readouterr().err[-3000:]
+    with tfds.testing.mock_data(num_examples=24):
+        status, _, err = run_script(
+            "train", "--genotype=DARTS_V2", "--config=experiments/configs/train_darts_imagenet.py",
+            f"--workdir={workdir}", "--config.space.C=4", "--config.space.layers=3",
+            "--config.image_size=32", "--config.aux_weight=0", "--config.batch_size=4",
+            "--config.max_steps=3", "--config.log_every=1", "--config.eval_every=0",
+            "--config.data_threads=2", multi_process=True)
+    assert status == 0, err[-3000:]
     report = json.loads((workdir / "report.json").read_text())
     assert (report["steps"], report["batch_size"], report["test_examples"]) == (3, 4, 24)
     assert report["steps_per_epoch"] == 24 // 4
@@ -350,27 +336,12 @@ BAD_PIPELINES = [
 
 
 @pytest.mark.parametrize("overrides,message", BAD_PIPELINES)
-def test_bad_pipeline_settings_are_one_clear_error(monkeypatch, capsys, tmp_path, overrides,
-                                                   message):
-    from absl import flags
-
-    from experiments import cli
-    from experiments import train as train_script
-
-    monkeypatch.chdir(REPO)
-    monkeypatch.setattr(sys, "argv", [
+def test_bad_pipeline_settings_are_one_clear_error(run_script, tmp_path, overrides, message):
+    status, _, stderr = run_script(
         "train", f"--genotype={NB201_ARCH}", "--config=experiments/configs/train_nb201.py",
         f"--workdir={tmp_path / 'run'}", "--config.dataset=digits",
-        *(f"--config.{field}={value}" for field, value in overrides.items())])
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            cli.run(train_script.main, multi_process=True)
-    finally:
-        flags.FLAGS.unparse_flags()
-        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-            delattr(flags.FLAGS, name)
-    assert exit_.value.code == 1
-    stderr = capsys.readouterr().err
+        *(f"--config.{field}={value}" for field, value in overrides.items()), multi_process=True)
+    assert status == 1
     assert stderr.startswith("error: ") and message in stderr and "Traceback" not in stderr
     assert not (tmp_path / "run").exists()
 

@@ -3,7 +3,9 @@ closed forms, bad options, and tiny end-to-end searches on the digits (resume bi
 genotype and Pareto files)."""
 
 import json
+from typing import NamedTuple
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,6 +81,26 @@ def test_visited_records_and_looks_up_paths():
     full = env_lib.record(visited, {"normal": a["reduce"], "reduce": a["reduce"]}, 1.0, 0, (0, 0))
     assert int(full.size) == 2 and not bool(env_lib.lookup(full, {"normal": a["reduce"],
                                                                   "reduce": a["reduce"]})[0])
+
+
+def test_the_first_val_batches_are_collected_once_and_kept():
+    @flax.struct.dataclass
+    class State:
+        step: jax.Array
+        arch: NamedTuple
+
+    class Arch(NamedTuple):
+        eval_set: env_lib.EvalSet
+
+    state = State(jnp.int32(0), Arch(env_lib.init_eval_set(2, (3, 1, 1, 1))))
+    for step in range(4):
+        val = {"image": jnp.full((1, 3, 1, 1, 1), 10 + step, jnp.uint8),
+               "label": jnp.full((1, 3), step, jnp.int32)}
+        state = env_lib.collect_eval_batch(state, val, 4, "warm-up").replace(step=step + 1)
+    np.testing.assert_array_equal(state.arch.eval_set.label, [[0, 0, 0], [1, 1, 1]])
+    np.testing.assert_array_equal(state.arch.eval_set.image[:, 0, 0, 0, 0], [10, 11])
+    with pytest.raises(ValueError, match=r"eval_batches \(2\) exceeds the 1 warm-up steps"):
+        env_lib.collect_eval_batch(state, val, 1, "warm-up")
 
 
 def test_pareto_selectors():

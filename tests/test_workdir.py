@@ -9,7 +9,6 @@ import os
 import pathlib
 import re
 import shutil
-import sys
 
 import jax
 import numpy as np
@@ -20,7 +19,6 @@ from jaxnas.engine import search
 from jaxnas.engine.checkpoints import DIGESTS, Checkpoints, nonfinite_leaves
 from jaxnas.engine.workdir import WorkdirBusyError, locked
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _flip_a_byte(step_dir: pathlib.Path) -> pathlib.Path:
@@ -162,34 +160,13 @@ def test_a_damaged_config_json_is_named(tmp_path, tiny_config):
 
 
 @pytest.fixture
-def command_line(monkeypatch, capsys):
-    """``run(*args) -> (exit status, stderr)``: ``python -m experiments.search ARGS`` run in
-    this process from the repository root (absl's flag parsing and ``experiments.cli``'s error
-    handling included; the real command line is ``test_search.py::test_the_search_command_line``).
-    Between runs the flags are unparsed and the ``--config.FIELD`` flags that ml_collections
-    defines while parsing are deleted."""
-    from absl import flags
-
-    from experiments import cli
-    from experiments import search as search_script
-
-    monkeypatch.chdir(REPO)
-
-    def reset():
-        flags.FLAGS.unparse_flags()
-        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-            delattr(flags.FLAGS, name)
-
+def command_line(run_script):
+    """``run(*args) -> (exit status, stderr)``: ``python -m experiments.search ARGS`` in this
+    process (the real command line is ``test_search.py::test_the_search_command_line``)."""
     def run(*args):
-        monkeypatch.setattr(sys, "argv", ["search", *args])
-        try:
-            with pytest.raises(SystemExit) as exit_:
-                cli.run(search_script.main)
-        finally:
-            reset()
-        return exit_.value.code or 0, capsys.readouterr().err
+        status, _, err = run_script("search", *args)
+        return status, err
 
-    run.reset = reset
     return run
 
 
@@ -214,7 +191,6 @@ def test_the_command_line_reports_errors_without_a_traceback(command_line, tmp_p
 def test_the_command_line_errors_for_the_config_file_and_verbose(command_line, tmp_path,
                                                                 monkeypatch):
     from experiments import cli
-    from experiments import search as search_script
 
     code, stderr = command_line("--config=experiments/configs/nope.py", f"--workdir={tmp_path}")
     assert code == 2 and "there is no config file 'experiments/configs/nope.py'" in stderr
@@ -226,12 +202,7 @@ def test_the_command_line_errors_for_the_config_file_and_verbose(command_line, t
     for extra, env in ((["--verbose"], None), ([], {"JAXNAS_VERBOSE": "1"})):
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "argv", ["search", "--config=experiments/configs/quickstart.py",
-                                          "--workdir=", *extra])
-        try:
-            with pytest.raises(cli.EXPECTED, match="--workdir is empty"):
-                cli.run(search_script.main)
-        finally:
-            command_line.reset()
+        with pytest.raises(cli.EXPECTED, match="--workdir is empty"):
+            command_line("--config=experiments/configs/quickstart.py", "--workdir=", *extra)
         for name in env or {}:
             monkeypatch.delenv(name)

@@ -108,13 +108,8 @@ class CadamSearch(SinglePathSearch):
         return arch, path, path
 
     def step(self, state, batches, problem):
-        if problem.planned_steps < self.eval_batches:
-            raise ValueError(f"config.strategy.eval_batches ({self.eval_batches}) exceeds the "
-                             f"{problem.planned_steps} pre-training steps that collect them; "
-                             f"lower it or pre-train longer.")
-        arch = state.arch._replace(eval_set=env_lib.capture(state.arch.eval_set, batches["val"],
-                                                            state.step))
-        state = state.replace(arch=arch)
+        state = env_lib.collect_eval_batch(state, batches["val"], problem.planned_steps,
+                                           "pre-training")
         zeros = {name: jnp.zeros((), jnp.float32) for name in _PRETRAIN + _QUERY}
 
         def pretrain():

@@ -177,13 +177,8 @@ class DDASSearch(Strategy):
         return {kind: jax.nn.one_hot(codes, len(self.space.ops)) for kind, codes in path.items()}
 
     def step(self, state, batches, problem):
-        if problem.planned_steps < self.eval_batches:
-            raise ValueError(f"config.strategy.eval_batches ({self.eval_batches}) exceeds the "
-                             f"{problem.planned_steps} warm-up steps that collect them; lower "
-                             f"it or warm up longer.")
-        arch = state.arch._replace(eval_set=env_lib.capture(state.arch.eval_set, batches["val"],
-                                                            state.step))
-        state = state.replace(arch=arch)
+        state = env_lib.collect_eval_batch(state, batches["val"], problem.planned_steps,
+                                           "warm-up")
         zeros = {name: jnp.zeros((), jnp.float32) for name in _METRICS}
 
         def branch(fn):

@@ -59,6 +59,18 @@ def capture(eval_set: EvalSet, val: dict, step) -> EvalSet:
     return EvalSet(put(eval_set.image, val["image"][0]), put(eval_set.label, val["label"][0]))
 
 
+def collect_eval_batch(state, val: dict, planned_steps: int, phase: str):
+    """``state`` with the step's val batch captured into ``state.arch.eval_set`` (see
+    ``capture``); the first ``n`` steps of the run, the ``phase`` that collects them, must be
+    at least ``n`` (``config.strategy.eval_batches``)."""
+    n = state.arch.eval_set.label.shape[0]
+    if planned_steps < n:
+        raise ValueError(f"config.strategy.eval_batches ({n}) exceeds the {planned_steps} "
+                         f"{phase} steps that collect them; lower it or lengthen the {phase}.")
+    return state.replace(arch=state.arch._replace(
+        eval_set=capture(state.arch.eval_set, val, state.step)))
+
+
 def evaluate(net, mean, std, variables, path: dict, eval_set: EvalSet,
              bn: str = "running") -> tuple[jax.Array, jax.Array]:
     """(cross-entropy, accuracy in [0, 1]) of the single-path ``net`` on ``path`` over the
