@@ -15,15 +15,17 @@ BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 IMAGE = flags.DEFINE_integer("image", 32, "Image height and width.")
 
 
-def flag_space():
-    """The search space the flags describe (``--space``, ``--C``, ``--cells``)."""
-    options = {"C": C.value, ("N" if SPACE.value == "nb201" else "layers"): CELLS.value}
+def flag_space(**options):
+    """The search space the flags describe (``--space``, ``--C``, ``--cells``), with further
+    space ``options`` (e.g. ``remat=True``)."""
+    options = {"C": C.value, ("N" if SPACE.value == "nb201" else "layers"): CELLS.value,
+               **options}
     return get_space(SPACE.value, **options)
 
 
-def supernet_problem():
+def supernet_problem(**space_options):
     """The train/val losses of the supernet, its variables, alpha and two batches."""
-    space = flag_space()
+    space = flag_space(**space_options)
     net = space.supernet(num_classes=10)
     key = jax.random.PRNGKey(0)
     alpha = {k: 1e-3 * jax.random.normal(jax.random.fold_in(key, i), shape)

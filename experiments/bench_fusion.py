@@ -1,14 +1,16 @@
-"""The derivative barriers at the cell nodes (``jaxnas.spaces.fusion``) on and off, side by side.
+"""Two variants of the supernet's programs side by side: the derivative barriers at the cell
+nodes (``jaxnas.spaces.fusion``) on and off, or the cells rematerialized (``space.remat``) or not.
 
     python -m experiments.bench_fusion --space=nb201 --C=16 --cells=5 --batch=64
-    python -m experiments.bench_fusion --space=darts --C=16 --cells=8 --batch=32
+    python -m experiments.bench_fusion --space=darts --C=16 --cells=8 --batch=32 --compare=remat
 
-For one supernet and batch it compiles, with and without the barriers: the weight gradient of
-the training loss with alpha an argument (as in a search step), the same gradient with alpha a
+For one supernet and batch it compiles, with the option on and off: the weight gradient of the
+training loss with alpha an argument (as in a search step), the same gradient with alpha a
 compile-time constant, and a Hessian-vector product (forward over reverse). Then it times the
 programs in turns, one call each per round, for ``--rounds`` rounds, and prints a markdown
 table: median milliseconds, compile seconds, XLA's estimates of temporary memory and of the
-bytes read and written, and the time without the barriers over the time with them.
+bytes read and written, and the time with the option off over the time with it on. Remat is
+compared with the barriers on.
 """
 
 import platform
@@ -24,13 +26,17 @@ from jaxnas import hypergrad as hg
 from jaxnas.spaces import cells, fusion
 
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up call each).")
+_COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat"],
+                             "The option turned on and off: the derivative barriers or remat.")
 
 
-def _programs(barrier: bool):
-    """``{row: (compiled, args, compile s, temp bytes, bytes accessed)}`` with the barriers on
-    or off (off: the cells call an identity in their place while they are traced)."""
-    cells.derivative_barrier = fusion.derivative_barrier if barrier else (lambda x: x)
-    label, loss, params, alpha, (train, _) = supernet_problem()
+def _programs(on: bool):
+    """``{row: (compiled, args, compile s, temp bytes, bytes accessed)}`` with the compared
+    option on or off (barriers off: the cells call an identity in their place while traced)."""
+    barriers = on or _COMPARE.value != "barriers"
+    cells.derivative_barrier = fusion.derivative_barrier if barriers else (lambda x: x)
+    remat = on and _COMPARE.value == "remat"
+    label, loss, params, alpha, (train, _) = supernet_problem(remat=remat)
     v = jax.tree.map(lambda x: jnp.ones_like(x) * 1e-2, params)
     rows = {"weight gradient": (lambda w, a: jax.grad(loss)(w, a, train), (params, alpha)),
             "weight gradient, alpha a constant": (lambda w: jax.grad(loss)(w, alpha, train),
@@ -42,7 +48,7 @@ def _programs(barrier: bool):
         compiled, seconds, temp, accessed = compile_program(fn, *args)
         jax.block_until_ready(compiled(*args))
         out[name] = (compiled, args, seconds, temp, accessed)
-        print(f"  compiled {name}, barriers {'on' if barrier else 'off'}: {seconds:.1f} s",
+        print(f"  compiled {name}, {_COMPARE.value} {'on' if on else 'off'}: {seconds:.1f} s",
               flush=True)
     cells.derivative_barrier = fusion.derivative_barrier
     return label, out
@@ -52,28 +58,28 @@ def main(argv):
     del argv
     label, on = _programs(True)
     _, off = _programs(False)
-    times = {(name, b): [] for name in on for b in (True, False)}
+    times = {(name, o): [] for name in on for o in (True, False)}
     for _ in range(_ROUNDS.value):
         for name in on:
-            for barrier, programs in ((True, on), (False, off)):
+            for option, programs in ((True, on), (False, off)):
                 compiled, args = programs[name][:2]
                 start = time.perf_counter()
                 jax.block_until_ready(compiled(*args))
-                times[(name, barrier)].append(time.perf_counter() - start)
+                times[(name, option)].append(time.perf_counter() - start)
     device = jax.devices()[0]
     print(f"\n{label}; {device.device_kind} ({device.platform}), {platform.processor() or ''} "
           f"jax {jax.__version__}, median of {_ROUNDS.value} rounds\n")
-    print("| computation | barriers | time (ms) | compile (s) | temp memory (MB) | bytes accessed "
-          "(GB) | time off / on |")
+    print(f"| computation | {_COMPARE.value} | time (ms) | compile (s) | temp memory (MB) | "
+          "bytes accessed (GB) | time off / on |")
     print("|---|---|---|---|---|---|---|")
     for name in on:
-        ms = {b: 1e3 * statistics.median(times[(name, b)]) for b in (True, False)}
-        for barrier, programs in ((False, off), (True, on)):
+        ms = {o: 1e3 * statistics.median(times[(name, o)]) for o in (True, False)}
+        for option, programs in ((False, off), (True, on)):
             _, _, seconds, temp, accessed = programs[name]
             memory = f"{temp / 2**20:.0f}" if temp is not None else "n/a"
             gb = f"{accessed / 1e9:.2f}" if accessed else "n/a"
-            ratio = f"{ms[False] / ms[True]:.2f}" if barrier else ""
-            print(f"| {name} | {'on' if barrier else 'off'} | {ms[barrier]:.1f} | {seconds:.1f} "
+            ratio = f"{ms[False] / ms[True]:.2f}" if option else ""
+            print(f"| {name} | {'on' if option else 'off'} | {ms[option]:.1f} | {seconds:.1f} "
                   f"| {memory} | {gb} | {ratio} |")
 
 

@@ -22,11 +22,11 @@ import numpy as np
 from jaxnas.analysis.ranking import kendall_tau, stability_tau
 from jaxnas.benchmarks.nb201 import column_name, parse_arch_str
 from jaxnas.data.augment import normalize
+from jaxnas.spaces.frozen import BN_MODES, frozen_logits
 from jaxnas.spaces.genotypes import NB201_EDGES, NB201Genotype
 from jaxnas.spaces.ops import NB201_OPS
 
 SPLITS = ("val", "test")
-BN_MODES = ("running", "batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +109,7 @@ def make_correct_count(net, mean, std, bn: str = "running"):
 
     def batch_count(variables, arch_weights, batch):
         images, labels, valid = batch
-        x = normalize(images, mean, std)
-        if bn == "running":
-            logits = net.apply(variables, x, arch_weights, train=False)
-        else:
-            logits, _ = net.apply(variables, x, arch_weights, train=True, mutable=["batch_stats"])
-            if isinstance(logits, tuple):  # a training-mode auxiliary head's logits come too
-                logits = logits[0]
+        logits = frozen_logits(net, variables, normalize(images, mean, std), arch_weights, bn)
         return jnp.sum((jnp.argmax(logits, -1) == labels) & valid, dtype=jnp.int32)
 
     @jax.jit

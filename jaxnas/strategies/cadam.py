@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from jaxnas.blackbox.cadam import CadamConfig, CadamState, env_step, init_cadam
 from jaxnas.rl.networks import CADAM_DARTS_HIDDEN
 from jaxnas.spaces import paths
+from jaxnas.spaces.frozen import BN_MODES
 from jaxnas.strategies import supernet_env as env_lib
 from jaxnas.strategies.options import check_choice, check_integer
 from jaxnas.strategies.pareto_files import write_pareto
@@ -181,6 +182,6 @@ def cadam(space, optim_alpha=None, queries: int = 20000, k: int = 500, tau: floa
     check_integer("replay", replay, 1)
     check_integer("eval_batches", eval_batches, 1)
     check_integer("flops_per_mac", flops_per_mac, 1)
-    check_choice("bn", bn, env_lib.BN_MODES)
+    check_choice("bn", bn, BN_MODES)
     check_choice("select_on", select_on, SELECT_ON)
     return CadamSearch(space, agent, queries, replay, eval_batches, bn, select_on, flops_per_mac)

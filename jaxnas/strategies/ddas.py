@@ -44,6 +44,7 @@ from jaxnas.rl.networks import DDAS_HIDDEN, Actor, StateActionCritic
 from jaxnas.rl.noise import OUState, gaussian_noise, ou_init, ou_step, uniform_noise
 from jaxnas.rl.replay import Transition
 from jaxnas.spaces import single_path
+from jaxnas.spaces.frozen import BN_MODES
 from jaxnas.strategies import supernet_env as env_lib
 from jaxnas.strategies.base import Strategy, step_key
 from jaxnas.strategies.options import check_choice, check_integer
@@ -353,7 +354,7 @@ def ddas(space, optim_alpha=None, variant: str = "nl", phases=None, inner_steps:
                         ("ou_sigma", ou_sigma)):
         if not value >= 0:
             raise ValueError(f"config.strategy.{name} must be >= 0, got {value!r}.")
-    check_choice("bn", bn, env_lib.BN_MODES)
+    check_choice("bn", bn, BN_MODES)
     return DDASSearch(space, variant, phases, inner_steps, tuple(hidden), actor_lr, critic_lr,
                       tuple(betas), gamma, tau, replay, batch_size, uniform_scale, gaussian_std,
                       ou_sigma, patience, similar_below, phase4_replay, eval_batches, bn,

@@ -27,10 +27,10 @@ import jax.numpy as jnp
 from jaxnas.data.augment import normalize
 from jaxnas.rl.discretize import discretize_darts, op_indices
 from jaxnas.spaces.costs import cached_cost_tables
+from jaxnas.spaces.frozen import frozen_logits
 from jaxnas.strategies.problem import cross_entropy
 
 KINDS = ("normal", "reduce")  # the cell axis of a joint DARTS action
-BN_MODES = ("running", "batch")
 
 
 class EvalSet(NamedTuple):
@@ -78,13 +78,7 @@ def evaluate(net, mean, std, variables, path: dict, eval_set: EvalSet,
 
     def one(batch):
         images, labels = batch
-        x = normalize(images, mean, std)
-        if bn == "running":
-            logits = net.apply(variables, x, path, train=False)
-        else:
-            logits, _ = net.apply(variables, x, path, train=True, mutable=["batch_stats"])
-            if isinstance(logits, tuple):  # a training-mode auxiliary head's logits come too
-                logits = logits[0]
+        logits = frozen_logits(net, variables, normalize(images, mean, std), path, bn)
         return cross_entropy(logits, labels), jnp.mean(jnp.argmax(logits, -1) == labels)
 
     losses, accuracies = jax.lax.map(one, (eval_set.image, eval_set.label))
