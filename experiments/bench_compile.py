@@ -10,7 +10,8 @@ one step (``--config.max_steps=1``; the config's sizes unchanged, only the data 
 count overridden). It prints a markdown table: the search loop's own time for that step as the
 command logs it ("Search of 1 steps took", i.e. compiling the step and running it once), the
 whole command's wall time (imports, data, initialization and the final genotype included), and
-the process's peak resident memory. A run past ``--timeout`` seconds is stopped and so marked.
+the process's peak resident memory. A run past ``--timeout`` seconds is stopped and so marked;
+a run the kernel kills (out of memory) is marked too.
 """
 
 import os
@@ -54,7 +55,7 @@ def _run(name: str, workdir: str) -> tuple:
     with tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = start + _TIMEOUT.value
+        deadline, timed_out = start + _TIMEOUT.value, False
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
@@ -62,14 +63,19 @@ def _run(name: str, workdir: str) -> tuple:
             if time.perf_counter() > deadline:
                 process.kill()
                 pid, status, usage = os.wait4(process.pid, 0)
+                timed_out = True
                 break
             time.sleep(0.5)
         wall = time.perf_counter() - start
         log.seek(0)
         text = log.read()
     code = os.waitstatus_to_exitcode(status)
-    outcome = "ok" if code == 0 else (f"stopped after {_TIMEOUT.value} s" if code == -9
-                                      else f"exit {code}: {text.strip().splitlines()[-1:]}")
+    if timed_out:
+        outcome = f"stopped after {_TIMEOUT.value} s"
+    elif code == -9:
+        outcome = "killed (SIGKILL: most likely out of memory)"
+    else:
+        outcome = "ok" if code == 0 else f"exit {code}: {text.strip().splitlines()[-1:]}"
     return _loop_seconds(text), wall, usage.ru_maxrss / 1024, outcome
 
 
