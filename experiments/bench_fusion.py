@@ -1,16 +1,18 @@
 """Two variants of the supernet's programs side by side: the derivative barriers at the cell
-nodes (``jaxnas.spaces.fusion``) on and off, or the cells rematerialized (``space.remat``) or not.
+nodes (``jaxnas.spaces.fusion``) on and off, the cells rematerialized (``space.remat``) or not,
+or depthwise convolutions run as dense ones (``jaxnas.spaces.depthwise``) or natively.
 
     python -m experiments.bench_fusion --space=nb201 --C=16 --cells=5 --batch=64
     python -m experiments.bench_fusion --space=darts --C=16 --cells=8 --batch=32 --compare=remat
+    python -m experiments.bench_fusion --space=darts --C=16 --cells=3 --batch=32 --compare=depthwise
 
 For one supernet and batch it compiles, with the option on and off: the weight gradient of the
 training loss with alpha an argument (as in a search step), the same gradient with alpha a
 compile-time constant, and a Hessian-vector product (forward over reverse). Then it times the
 programs in turns, one call each per round, for ``--rounds`` rounds, and prints a markdown
 table: median milliseconds, compile seconds, XLA's estimates of temporary memory and of the
-bytes read and written, and the time with the option off over the time with it on. Remat is
-compared with the barriers on.
+bytes read and written, and the time with the option off over the time with it on. Remat and
+the depthwise rewrite are compared with the barriers on.
 """
 
 import platform
@@ -23,18 +25,23 @@ from absl import app, flags
 
 from experiments.bench_common import compile_program, supernet_problem
 from jaxnas import hypergrad as hg
-from jaxnas.spaces import cells, fusion
+from jaxnas.spaces import cells, depthwise, fusion
 
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up call each).")
-_COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat"],
-                             "The option turned on and off: the derivative barriers or remat.")
+_COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat", "depthwise"],
+                             "The option turned on and off: the derivative barriers, remat, or "
+                             "depthwise convolutions as dense ones.")
+_DENSE_IS_FASTER = depthwise.dense_is_faster
 
 
 def _programs(on: bool):
     """``{row: (compiled, args, compile s, temp bytes, bytes accessed)}`` with the compared
-    option on or off (barriers off: the cells call an identity in their place while traced)."""
+    option on or off (barriers off: the cells call an identity in their place while traced;
+    depthwise off: XLA's native depthwise convolutions)."""
     barriers = on or _COMPARE.value != "barriers"
     cells.derivative_barrier = fusion.derivative_barrier if barriers else (lambda x: x)
+    if _COMPARE.value == "depthwise":
+        depthwise.dense_is_faster = lambda: on
     remat = on and _COMPARE.value == "remat"
     label, loss, params, alpha, (train, _) = supernet_problem(remat=remat)
     v = jax.tree.map(lambda x: jnp.ones_like(x) * 1e-2, params)
@@ -51,6 +58,7 @@ def _programs(on: bool):
         print(f"  compiled {name}, {_COMPARE.value} {'on' if on else 'off'}: {seconds:.1f} s",
               flush=True)
     cells.derivative_barrier = fusion.derivative_barrier
+    depthwise.dense_is_faster = _DENSE_IS_FASTER
     return label, out
 
 

@@ -17,8 +17,9 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxnas.spaces import switch_conv
+from jaxnas.spaces import depthwise, switch_conv
 
 
 def torch_kernel_bound(shape: Sequence[int]) -> float:
@@ -80,8 +81,9 @@ def switch_friendly_convs():
 
 def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilation=1, groups=1,
          name: str | None = None) -> nn.Conv:
-    """A bias-free convolution with explicit symmetric padding (switch-friendly inside
-    ``switch_friendly_convs``)."""
+    """A bias-free convolution with explicit symmetric padding, switch-friendly inside
+    ``switch_friendly_convs``; depthwise ones (``groups`` equal to the channel count) run as
+    dense ones on CPU (``jaxnas.spaces.depthwise``)."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (padding, padding) if isinstance(padding, int) else padding
@@ -94,10 +96,18 @@ def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilati
         feature_group_count=groups,
         use_bias=False,
         kernel_init=torch_kernel_init,
-        conv_general_dilated=(switch_conv.conv_general_dilated if _SWITCH_FRIENDLY.get()
-                              else None),
+        conv_general_dilated=_conv_implementation(groups),
         name=name,
     )
+
+
+def _conv_implementation(groups: int):
+    """The ``conv_general_dilated`` for ``conv``."""
+    implementation = (switch_conv.conv_general_dilated if _SWITCH_FRIENDLY.get()
+                      else lax.conv_general_dilated)
+    if groups > 1 and depthwise.dense_is_faster():
+        return depthwise.as_dense(implementation)
+    return implementation
 
 
 class Zero(nn.Module):
