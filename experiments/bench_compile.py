@@ -25,6 +25,8 @@ import time
 import jax
 from absl import app, flags
 
+from experiments.tables import markdown_table
+
 _CONFIGS = flags.DEFINE_list("configs", ["darts_nb201", "darts2_nb201", "idarts_nb201",
                                          "darts_cnn", "idarts_cnn"],
                              "Config files in experiments/configs, without .py.")
@@ -89,12 +91,11 @@ def main(argv):
         rows.append((name, *row))
     print(f"\nOne search step per config; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, jax {jax.__version__}\n")
-    print("| config | first step, compiling included (s) | whole command (s) | peak RSS (MB) "
-          "| outcome |")
-    print("|---|---|---|---|---|")
-    for name, loop, wall, rss, outcome in rows:
-        print(f"| {name} | {loop if loop is not None else 'n/a'} | {wall:.0f} | {rss:.0f} | "
-              f"{outcome} |")
+    print(markdown_table(
+        ["config", "first step, compiling included (s)", "whole command (s)", "peak RSS (MB)",
+         "outcome"],
+        [[name, loop if loop is not None else "n/a", f"{wall:.0f}", f"{rss:.0f}", outcome]
+         for name, loop, wall, rss, outcome in rows]))
 
 
 if __name__ == "__main__":

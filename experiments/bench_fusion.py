@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from experiments.bench_common import compile_program, supernet_problem
+from experiments.tables import gigabytes, markdown_table, megabytes
 from jaxnas import hypergrad as hg
 from jaxnas.spaces import cells, depthwise, fusion
 
@@ -77,18 +78,16 @@ def main(argv):
     device = jax.devices()[0]
     print(f"\n{label}; {device.device_kind} ({device.platform}), {platform.processor() or ''} "
           f"jax {jax.__version__}, median of {_ROUNDS.value} rounds\n")
-    print(f"| computation | {_COMPARE.value} | time (ms) | compile (s) | temp memory (MB) | "
-          "bytes accessed (GB) | time off / on |")
-    print("|---|---|---|---|---|---|---|")
+    rows = []
     for name in on:
         ms = {o: 1e3 * statistics.median(times[(name, o)]) for o in (True, False)}
         for option, programs in ((False, off), (True, on)):
             _, _, seconds, temp, accessed = programs[name]
-            memory = f"{temp / 2**20:.0f}" if temp is not None else "n/a"
-            gb = f"{accessed / 1e9:.2f}" if accessed else "n/a"
-            ratio = f"{ms[False] / ms[True]:.2f}" if option else ""
-            print(f"| {name} | {'on' if option else 'off'} | {ms[option]:.1f} | {seconds:.1f} "
-                  f"| {memory} | {gb} | {ratio} |")
+            rows.append([name, "on" if option else "off", f"{ms[option]:.1f}", f"{seconds:.1f}",
+                         megabytes(temp), gigabytes(accessed),
+                         f"{ms[False] / ms[True]:.2f}" if option else ""])
+    print(markdown_table(["computation", _COMPARE.value, "time (ms)", "compile (s)",
+                          "temp memory (MB)", "bytes accessed (GB)", "time off / on"], rows))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from experiments.bench_common import compile_program, supernet_problem
+from experiments.tables import gigabytes, markdown_table, megabytes
 from jaxnas import hypergrad as hg
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per function (after one warm-up).")
@@ -75,15 +76,13 @@ def main(argv):
     device = jax.devices()[0]
     print(f"\n{label}; {device.device_kind} ({device.platform}), {platform.processor() or ''} "
           f"jax {jax.__version__}, median of {_REPEATS.value}\n")
-    print("| computation | HVPs | time (ms) | / gradient | compile (s) | temp memory (MB) "
-          "| bytes accessed (GB) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        memory = f"{r['temp_bytes'] / 2**20:.0f}" if r["temp_bytes"] is not None else "n/a"
-        accessed = f"{r['bytes_accessed'] / 1e9:.1f}" if r["bytes_accessed"] else "n/a"
-        hvps = "" if r["hvps"] is None else r["hvps"]
-        print(f"| {r['name']} | {hvps} | {r['seconds'] * 1e3:.1f} | {r['seconds'] / grad:.2f} | "
-              f"{r['compile_seconds']:.1f} | {memory} | {accessed} |")
+    print(markdown_table(
+        ["computation", "HVPs", "time (ms)", "/ gradient", "compile (s)", "temp memory (MB)",
+         "bytes accessed (GB)"],
+        [[r["name"], "" if r["hvps"] is None else r["hvps"], f"{r['seconds'] * 1e3:.1f}",
+          f"{r['seconds'] / grad:.2f}", f"{r['compile_seconds']:.1f}",
+          megabytes(r["temp_bytes"]), gigabytes(r["bytes_accessed"], digits=1)]
+         for r in results]))
     if _OUT.value:
         with open(_OUT.value, "w", encoding="utf-8") as f:
             json.dump({"setup": label, "device": str(device), "jax": jax.__version__,

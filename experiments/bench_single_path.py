@@ -32,6 +32,7 @@ from absl import app, flags
 from ml_collections import ConfigDict
 
 from experiments import bench_common
+from experiments.tables import markdown_table
 
 from jaxnas.data import data_mesh, replicated
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
@@ -140,14 +141,15 @@ def main(argv):
              f"batch={size}, "
              f"{jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})")
     print(f"\n{label}, medians of {_ROUNDS.value} rounds\n")
-    print("| row | ms | / darts weight step | first call (s) |\n|---|---|---|---|")
     results = {}
     for name in names:
         ms = 1000 * statistics.median(times[name])
         ratio = ms / (1000 * ref) if ref else float("nan")
         results[name] = {"ms": ms, "ratio": ratio, "compile_s": compile_s[name],
                          "all_ms": [1000 * t for t in times[name]]}
-        print(f"| {name} | {ms:.0f} | {ratio:.2f} | {compile_s[name]:.0f} |")
+    print(markdown_table(["row", "ms", "/ darts weight step", "first call (s)"],
+                         [[name, f"{r['ms']:.0f}", f"{r['ratio']:.2f}", f"{r['compile_s']:.0f}"]
+                          for name, r in results.items()]))
     if _OUT.value:
         with open(_OUT.value, "w", encoding="utf-8") as f:
             json.dump({"setup": label, "rounds": _ROUNDS.value, "rows": results}, f, indent=2)

@@ -29,6 +29,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import ConfigDict
 
+from experiments.tables import markdown_table
 from jaxnas.data import data_mesh, replicated
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
 from jaxnas.engine.search_loop import init_state, make_step
@@ -133,14 +134,11 @@ def main(argv):
     print(f"\n{_SPACE.value} C={_C.value} cells={_CELLS.value} batch={_BATCH.value}, "
           f"{_ROUNDS.value} rounds, {platform.processor() or platform.machine()}, "
           f"{jax.devices()[0].platform}\n")
-    print(f"| strategy | ms / step | / {rows[0]} | compile + first step (s) |")
-    print("|---|---|---|---|")
     medians = {row: statistics.median(times[row]) for row in rows}
     for row in rows:
         value = medians[row]
         results.append({"row": row, "ms": 1e3 * value, "ratio": value / base,
                         "compile_s": compile_s[row], "times": times[row]})
-        print(f"| {row} | {1e3 * value:.1f} | {value / base:.2f} | {compile_s[row]:.1f} |")
     for name, period in (("CS10", 10), ("FIMT", 11)):
         moving, still = (medians.get(f"constrained: {name} {s}") for s in ("moving",
                                                                          "not moving"))
@@ -148,8 +146,10 @@ def main(argv):
             value = (moving + (period - 1) * still) / period
             results.append({"row": f"constrained: {name}, mean of 1 move per {period} steps",
                             "ms": 1e3 * value, "ratio": value / base})
-            print(f"| constrained: {name}, mean of 1 move per {period} steps | "
-                  f"{1e3 * value:.1f} | {value / base:.2f} | |")
+    print(markdown_table(
+        ["strategy", "ms / step", f"/ {rows[0]}", "compile + first step (s)"],
+        [[r["row"], f"{r['ms']:.1f}", f"{r['ratio']:.2f}",
+          f"{r['compile_s']:.1f}" if "compile_s" in r else ""] for r in results]))
     if _OUT.value:
         with open(_OUT.value, "w", encoding="utf-8") as f:
             json.dump({"space": _SPACE.value, "C": _C.value, "cells": _CELLS.value,

@@ -31,6 +31,7 @@ from absl import app, flags
 from ml_collections import ConfigDict
 
 from experiments import bench_common
+from experiments.tables import markdown_table
 from jaxnas.data import data_mesh, replicated
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
 from jaxnas.engine.search_loop import init_state, make_step
@@ -133,12 +134,11 @@ def main(argv):
           f"{platform.processor() or platform.machine()}, jax {jax.__version__} on "
           f"{jax.devices()[0].platform}, torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads\n")
-    print("| method | PyTorch ms | jaxnas ms | speed (PyTorch / jaxnas) | jaxnas compile + "
-          "first step (s) | peak RSS so far (MB) |")
-    print("|---|---|---|---|---|---|")
-    for method, t_ms, j_ms, compile_s, rss in rows:
-        print(f"| {method} | {t_ms:.0f} | {j_ms:.0f} | {t_ms / j_ms:.2f}x | {compile_s:.1f} | "
-              f"{rss:.0f} |")
+    print(markdown_table(
+        ["method", "PyTorch ms", "jaxnas ms", "speed (PyTorch / jaxnas)",
+         "jaxnas compile + first step (s)", "peak RSS so far (MB)"],
+        [[method, f"{t_ms:.0f}", f"{j_ms:.0f}", f"{t_ms / j_ms:.2f}x", f"{compile_s:.1f}",
+          f"{rss:.0f}"] for method, t_ms, j_ms, compile_s, rss in rows]))
 
 
 if __name__ == "__main__":
