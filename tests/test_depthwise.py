@@ -12,13 +12,12 @@ from jax import lax
 
 from jaxnas.spaces import depthwise, ops, switch_conv
 
-_NHWC = ("NHWC", "HWIO", "NHWC")
 C = 6
 
 
 def _conv(fn, stride, padding, dilation, groups, x, w):
     return fn(x, w, (stride, stride), ((padding, padding),) * 2, None, (dilation, dilation),
-              lax.conv_dimension_numbers(x.shape, w.shape, _NHWC), groups)
+              lax.conv_dimension_numbers(x.shape, w.shape, depthwise.NHWC), groups)
 
 
 def _close(got, want):

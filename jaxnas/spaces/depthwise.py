@@ -14,7 +14,21 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-_NHWC = ("NHWC", "HWIO", "NHWC")
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def is_nhwc(lhs, rhs, dimension_numbers) -> bool:
+    """Whether a convolution's ``dimension_numbers`` lay out ``lhs`` as NHWC, ``rhs`` as HWIO
+    and the output as NHWC."""
+    spec = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    return spec == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)
+
+
+def is_depthwise(lhs, rhs, feature_group_count: int) -> bool:
+    """Whether an NHWC convolution of ``lhs`` [B, H, W, C] with ``rhs`` [kh, kw, I, O] is
+    depthwise: one group per channel (C > 1), I = 1 and O = C."""
+    channels = lhs.shape[-1]
+    return feature_group_count == channels == rhs.shape[-1] > 1 and rhs.shape[2] == 1
 
 
 def dense_is_faster() -> bool:
@@ -30,12 +44,9 @@ def as_dense(conv_general_dilated):
 
     def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
              dimension_numbers=None, feature_group_count=1, **kwargs):
-        spec = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-        channels = lhs.shape[-1]
-        if (spec == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
-                and feature_group_count == channels == rhs.shape[-1] > 1
-                and rhs.shape[2] == 1):
-            rhs = rhs * jnp.eye(channels, dtype=rhs.dtype)
+        if (is_nhwc(lhs, rhs, dimension_numbers)
+                and is_depthwise(lhs, rhs, feature_group_count)):
+            rhs = rhs * jnp.eye(lhs.shape[-1], dtype=rhs.dtype)
             feature_group_count = 1
         return conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                     rhs_dilation, dimension_numbers, feature_group_count,

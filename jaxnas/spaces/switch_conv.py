@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-_NHWC = ("NHWC", "HWIO", "NHWC")
+from jaxnas.spaces.depthwise import NHWC, is_depthwise, is_nhwc
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
@@ -32,13 +32,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     """Drop-in for ``lax.conv_general_dilated`` (as ``nn.Conv(conv_general_dilated=...)``): NHWC
     inputs [B, H, W, C], HWIO kernels [kh, kw, C / groups, O], explicit padding, dense or
     depthwise; other forms fall through to ``lax.conv_general_dilated``."""
-    spec = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
     groups = feature_group_count
-    simple = (spec == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+    simple = (is_nhwc(lhs, rhs, dimension_numbers)
               and not isinstance(padding, str) and not kwargs and precision is None
               and all(d == 1 for d in (lhs_dilation or (1, 1)))
-              and (groups == 1 or (groups == lhs.shape[-1] == rhs.shape[-1]
-                                   and rhs.shape[2] == 1)))
+              and (groups == 1 or is_depthwise(lhs, rhs, groups)))
     if not simple:
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                         rhs_dilation, dimension_numbers, groups,
@@ -51,7 +49,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
 def _conv(x, w, strides, padding, dilation, groups):
     """x [B, H, W, C], w [kh, kw, C / groups, O] -> [B, Ho, Wo, O]."""
     return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
-                                    dimension_numbers=_NHWC, feature_group_count=groups)
+                                    dimension_numbers=NHWC, feature_group_count=groups)
 
 
 def _conv_fwd(x, w, strides, padding, dilation, groups):
@@ -83,7 +81,7 @@ def _input_grad(dy, w, x_shape, pad_shape, strides, padding, dilation, groups):
     if groups == 1:
         flipped = flipped.transpose(0, 1, 3, 2)
     dx_pad = lax.conv_general_dilated(z, flipped, (1, 1), "VALID", rhs_dilation=dilation,
-                                      dimension_numbers=_NHWC, feature_group_count=groups)
+                                      dimension_numbers=NHWC, feature_group_count=groups)
     (top, _), (left, _) = padding
     return dx_pad[:, top:top + x_shape[1], left:left + x_shape[2], :]
 
@@ -96,7 +94,7 @@ def _kernel_grad(x_pad, dy, w_shape, strides, dilation, groups):
         lhs = x_pad.transpose(3, 1, 2, 0)  # [C, Hp, Wp, B]
         rhs = dy.transpose(1, 2, 0, 3)  # [Ho, Wo, B, O]
         out = lax.conv_general_dilated(lhs, rhs, (dh, dw), "VALID", rhs_dilation=(sh, sw),
-                                       dimension_numbers=_NHWC)  # [C, >=kh, >=kw, O]
+                                       dimension_numbers=NHWC)  # [C, >=kh, >=kw, O]
         return out[:, :kh, :kw, :].transpose(1, 2, 0, 3)
     taps = [[jnp.sum(x_pad[:, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                            j * dw:j * dw + sw * (wo - 1) + 1:sw, :] * dy, axis=(0, 1, 2))
