@@ -13,9 +13,10 @@ steps for CS10, per 11 for FIMT with a steady statistic) follows from the two. `
 skipped in the supernet's computation, so the CRB rows (without it) run the same network. The
 depth-regularizer and TND-NAS rows run in the DARTS space only; TND-NAS is timed with the
 architecture moving (M=10 sampled cells scored on the val batch, one REINFORCE update, then the
-weight step) and in its weight-only warm-up epochs. The E²NAS rows (NB201 only) need a trained
-graph VAE (``--vae``, e.g. ``vae_nb201.py:small``'s workdir) and are timed beside GDAS, the
-single-path search they build on.
+weight step) and in its weight-only warm-up epochs. The E²NAS rows need a graph VAE trained on the space's
+cells (``--vae``, e.g. the workdir of ``vae_nb201.py:small`` or ``vae_darts.py:small``; the
+``ste_logits`` row runs on NB201 only) and are timed beside GDAS, the single-path search they
+build on.
 Prints a markdown table and writes JSON (``--out``).
 """
 
@@ -77,9 +78,11 @@ ROWS = {
     "gdas": ("gdas", None, {}, False),
     "e2nas ste_logits": ("e2nas", None, {"mode": "ste_logits"}, False),
     "e2nas decoder_st": ("e2nas", None, {"mode": "decoder_st"}, False),
+    "e2nas-r decoder_st depth regularizer": ("e2nas", None,
+                                             {"mode": "decoder_st", "depth_weight": 0.05}, False),
 }
 DARTS_ONLY = ("depth", "tnd")
-NB201_ONLY = ("e2nas",)
+NB201_ONLY = ("ste_logits",)
 
 
 def _setup(row):

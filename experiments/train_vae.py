@@ -1,4 +1,5 @@
-"""Trains the graph VAE of E²NAS on every NAS-Bench-201 cell and checks its injectivity.
+"""Trains the graph VAE of E²NAS on the cells of a search space and checks its injectivity: every
+NAS-Bench-201 cell (``vae_nb201.py``, the default) or drawn DARTS cells (``vae_darts.py``).
 
     python -m experiments.train_vae --workdir=runs/vae \
         [--config=experiments/configs/vae_nb201.py[:small]] [--config.field=value ...]

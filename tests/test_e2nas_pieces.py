@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxnas.spaces import NB201_OPS, NB201Genotype
+from jaxnas.spaces import NB201_OPS, NB201Genotype, paths
+from jaxnas.spaces.ops import DARTS_OPS
+from jaxnas.spaces.space import DartsSpace
 from jaxnas.strategies import novelty
 from jaxnas.strategies.complementation import (complementary_ops, complementation_loss,
                                                complementation_weights)
@@ -363,10 +365,38 @@ def test_complementary_architecture_covers_and_is_disjoint_over_random_pairs():
     assert np.all(np.abs(counts[1:] - expected) < 5 * np.sqrt(expected))
 
 
+def test_complementary_darts_paths_use_the_same_edges_and_never_none():
+    """DARTS paths (``jaxnas.spaces.paths``): the unused edges hold ``none`` (index 0 of
+    DARTS_OPS), which has no weights; Fig. 4.2's invariants hold over the (edge, op) pairs of
+    the other operations, and alpha_i^c uses exactly alpha_i's edges (so it is a valid path)."""
+    space = DartsSpace(C=4, layers=3)
+    keys = jax.random.split(jax.random.PRNGKey(3), 4 * 300).reshape(4, 300, -1)
+    draw = jax.jit(jax.vmap(lambda k: paths.sample_path(space, k)["normal"]))
+    current, previous = np.array(draw(keys[0])), np.array(draw(keys[1]))
+    # Half the pairs share most choices: the current path is the previous one, one move away
+    # (a move of the reduction cell leaves it equal).
+    near = np.asarray(jax.jit(jax.vmap(lambda k, p: paths.mutate_path(
+        space, k, {"normal": p, "reduce": p})["normal"]))(keys[2], previous))
+    current[::2] = near[::2]
+    none = DARTS_OPS.index("none")
+    comp = np.asarray(jax.jit(jax.vmap(
+        lambda k, c, p: complementary_ops(k, c, p, len(DARTS_OPS), none)))(
+            keys[3], current, previous))
+    weights = lambda ops: {(e, int(op)) for e, op in enumerate(ops) if op != none}  # noqa: E731
+    for cur, prev, c in zip(current, previous, comp):
+        assert weights(cur) <= weights(prev) | weights(c)  # coverage
+        assert not weights(prev) & weights(c)  # disjointness
+        np.testing.assert_array_equal(c == none, cur == none)  # the same edges
+    assert np.sum((current == previous) & (current != none)) > 300  # the rule's case is hit
+
+
 def test_complementary_ops_rejects_bad_inputs():
     key = jax.random.PRNGKey(0)
-    with pytest.raises(ValueError, match=r"num_ops must be an integer >= 2 .* got 1"):
+    with pytest.raises(ValueError, match=r"num_ops must be an integer with at least 2 "
+                                         r"operations other than none=None .* got 1"):
         complementary_ops(key, jnp.zeros(6, int), jnp.zeros(6, int), 1)
+    with pytest.raises(ValueError, match=r"other than none=0 .* got 2"):
+        complementary_ops(key, jnp.zeros(6, int), jnp.zeros(6, int), 2, none=0)
     with pytest.raises(ValueError, match=r"shapes \(6,\) and \(5,\)"):
         complementary_ops(key, jnp.zeros(6, int), jnp.zeros(5, int), K)
 

@@ -90,8 +90,9 @@ def _first_adam_update(z, grad):
 
 
 def _assert_first_adam_step(arch, new, grad):
-    np.testing.assert_allclose(np.asarray(new.latent, np.float64) - np.asarray(arch.latent),
-                               _first_adam_update(arch.latent, grad), rtol=1e-3, atol=1e-8)
+    z = arch.latent["cell"]
+    np.testing.assert_allclose(np.asarray(new.latent["cell"], np.float64) - np.asarray(z),
+                               _first_adam_update(z, grad), rtol=1e-3, atol=1e-8)
 
 
 def _density_grad(strategy, arch):
@@ -99,7 +100,7 @@ def _density_grad(strategy, arch):
     from the GPND pieces."""
     vae, params = strategy.vae, arch.vae_params
     decoder = decoder_map(vae, params)
-    z = arch.latent
+    z = arch.latent["cell"]
     point = dag_point(vae, vae.apply({"params": params}, z[None], method=DVAE.decode))[0]
     norm = gpnd_terms(decoder, z, point, lambda v: 0.0, lambda r: 0.0).residual_norm
     archive = remember(latent_archive(30, strategy.archive_size), z, norm)
@@ -113,7 +114,7 @@ def test_the_latent_moves_along_eq_4_7_with_gamma_sig_gamma_of_the_search_fracti
     arch, problem, results = _arch_step(strategy, steps)
     # ste_logits: d/dz sum(C * (onehot - sg(s) + s)), s = softmax(z as [6, 5]), is the softmax
     # Jacobian applied to C: s * (C - sum(s * C)) row by row.
-    z = np.asarray(arch.latent, np.float64)
+    z = np.asarray(arch.latent["cell"], np.float64)
     s = jax.nn.softmax(z.reshape(6, K), -1)
     c = np.asarray(problem.coefficients, np.float64)
     val_grad = (s * (c - np.sum(s * c, -1, keepdims=True))).ravel()
@@ -130,8 +131,9 @@ def test_the_latent_moves_along_eq_4_7_with_gamma_sig_gamma_of_the_search_fracti
         np.testing.assert_allclose(metrics["val_loss"], np.sum(c * np.eye(K)[arch.path["cell"]]),
                                    rtol=1e-5)
         _assert_first_adam_step(arch, new, (1 - gamma) * val_grad + gamma * density_grad)
-        assert int(new.archive.size) == 1 and int(metrics["arch/archive_size"]) == 1
-        np.testing.assert_array_equal(new.archive.paths["latent"][0], arch.latent)
+        assert int(new.archive["cell"].size) == 1 and int(metrics["arch/archive_size"]) == 1
+        np.testing.assert_array_equal(new.archive["cell"].paths["latent"][0],
+                                      arch.latent["cell"])
 
 
 def test_a_constant_gamma_is_the_configured_one(space, vae_and_params):
@@ -151,7 +153,7 @@ def test_the_decoder_st_gradient_flows_through_the_decoders_operation_probabilit
         probs = vae.apply({"params": params}, v[None], method=DVAE.decode_probs)
         return jnp.sum(problem.coefficients * probs.types[0, 1:-1, :K])
 
-    grad = np.asarray(jax.grad(expected_loss)(arch.latent), np.float64)
+    grad = np.asarray(jax.grad(expected_loss)(arch.latent["cell"]), np.float64)
     assert np.linalg.norm(grad) > 0
     np.testing.assert_allclose(metrics["arch/val_grad_norm"], np.linalg.norm(grad), rtol=1e-4)
     _assert_first_adam_step(arch, new, grad)
@@ -202,8 +204,13 @@ def test_a_vae_that_does_not_fit_is_refused(space):
     with pytest.raises(ValueError, match=r"DAGs of 6 vertices"):
         E2NASSearch(space, update_rule(None, ("adam",)), wrong, None)
     darts = get_space(name="darts", C=4, layers=3)
-    with pytest.raises(ValueError, match=r"NAS-Bench-201 space.*'darts'"):
+    with pytest.raises(ValueError, match=r"DAGs of 8 vertices and 5 operation types, not darts "
+                                         r"cells \(11 and 8\).*vae_darts.py"):
         E2NASSearch(darts, update_rule(None, ("adam",)), small, None)
+    fewer = get_space(name="darts", C=4, layers=3, ops=("none", "skip_connect", "sep_conv_3x3"))
+    with pytest.raises(ValueError, match=r"DARTS space with its eight.*'darts' space with "
+                                         r"operations \('none', 'skip_connect'"):
+        E2NASSearch(fewer, update_rule(None, ("adam",)), small, None)
 
 
 def test_a_missing_vae_is_named(space, tmp_path):
@@ -247,18 +254,19 @@ def test_a_search_resumes_bit_exact_and_derives_the_cell_its_latent_decodes_to(
     chex.assert_trees_all_equal(jax.device_get(full.state), jax.device_get(resumed.state))
 
     arch = full.state.arch
-    assert int(full.state.step) == 4 and int(arch.archive.size) == 4
+    assert int(full.state.step) == 4 and int(arch.archive["cell"].size) == 4
     vae, params = load_vae(vae_workdir)
     chex.assert_trees_all_equal(jax.device_get(arch.vae_params), jax.device_get(params))
-    decoded = vae.apply({"params": params}, arch.latent[None], method=DVAE.decode)
+    decoded = vae.apply({"params": params}, arch.latent["cell"][None], method=DVAE.decode)
     cell = NB201Genotype(tuple(NB201_OPS[t] for t in np.asarray(decoded.types[0, 1:-1])))
     saved = json.loads((tmp_path / "full" / "genotype.json").read_text())
     assert saved["arch_str"] == cell.arch_str == str(full.genotype)
     # The archive holds the latents of the steps, oldest first: the first is the initial one,
-    # 1e-3 N(0, I) with the strategy's key of init_state.
+    # 1e-3 N(0, I) with the strategy's key of init_state, split by cell type (one here).
     k_arch = jax.random.split(jax.random.PRNGKey(config.seed), 3)[1]
-    np.testing.assert_allclose(arch.archive.paths["latent"][0],
-                               1e-3 * jax.random.normal(k_arch, (30,)), rtol=1e-6)
+    np.testing.assert_allclose(arch.archive["cell"].paths["latent"][0],
+                               1e-3 * jax.random.normal(jax.random.split(k_arch, 1)[0], (30,)),
+                               rtol=1e-6)
     logged = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").open()]
     assert [m["step"] for m in logged] == [1, 2, 3, 4]
     assert all(np.isfinite(m["arch/log_density"]) for m in logged)

@@ -305,8 +305,9 @@ def test_the_configs_have_the_spec_sizes():
     ({"lr": -1e-3}, r"config.lr must be a positive number, got -0.001"),
     ({"epochs": 0}, r"config.epochs must be a positive number"),
     ({"kl_weight": -0.1}, r"config.kl_weight must be >= 0, got -0.1"),
-    ({"batch_size": 20000}, r"config.batch_size \(20000\) exceeds the 15625 NB201 cells"),
-    ({"space": "darts"}, r"config.space is 'darts'; .* set it to 'nb201'"),
+    ({"batch_size": 20000}, r"config.batch_size \(20000\) exceeds the 15625 cells"),
+    ({"space": "nas101"}, r"config.space: .* spaces \['darts', 'nb201'\], got 'nas101'"),
+    ({"space": "darts"}, r"config.cells is missing: .*configs/vae_darts.py"),
 ])
 def test_bad_config_values_are_named_before_anything_is_written(tmp_path, override, match):
     with pytest.raises(ValueError, match=match):

@@ -13,7 +13,7 @@
 | ``gdas`` | GDAS | 1 single-path weight step on a Gumbel path, then alpha through a second sample (``gdas``) |
 | ``nsas`` | NSAS on RandomNAS or GDAS | the base step with Eq. 3.6's constraint paths in the weight loss (``nsas``) |
 | ``en2as`` | EN²AS | 1 single-path weight step on a random (warm-up) or novelty-ES path; selection at the end (``en2as``) |
-| ``e2nas`` | E²NAS | 1 single-path weight step on the decoded path with Eq. 4.12's complementation, then the VAE latent along Eq. 4.7 (``e2nas``) |
+| ``e2nas`` | E²NAS, E²NAS-R | 1 single-path weight step on the decoded path with Eq. 4.12's complementation, then the VAE latents (one per cell type) along Eq. 4.7, or Eq. 4.15 with the depth term (``e2nas``) |
 | ``cadam`` | CADAM (DARTS) | uniform Alg. 2 single-path weight steps, then (``extra_steps``) one CADAM query of the frozen supernet per step; top-K by preliminary test accuracy (``cadam``) |
 | ``ddas`` | DDAS (RS, NL, G, 4S) | M alpha = 1 weight steps (warm-up epochs), then (``extra_steps``) one DDPG action, M single-path weight steps on its cell and its val score per step (``ddas``) |
 | ``tnd`` | TND-NAS | REINFORCE on M sampled paths' rewards (after the warm-up epochs), then 1 weight step (``tnd``); staged by ``config.stages`` |

@@ -19,8 +19,12 @@ D-VAE.
 The decoder's ``x_i`` is the one-hot type and the one-hot position ``i``. Without the position,
 two vertices of one type and the same predecessors (in an NB201 cell, the operations on the
 edges 0->1 and 0->2) have the same state, and the decoder cannot tell which of them feeds a
-later vertex. The encoder reads types only (Eq. 4.6's ``x_uid`` is left out), so it gives the
-same result for every topological order that lists a DAG.
+later vertex. By default the encoder reads types only (Eq. 4.6's ``x_uid`` is left out), so it
+gives the same result for every topological order that lists a DAG. With ``positions`` it reads
+the one-hot position too (Eq. 4.6's ``x_uid``), for DAG forms in which a vertex's position
+carries meaning its edges do not: in the DARTS form (``jaxnas.vae.darts_dag``) vertices 2k and
+2k + 1 are the two operations summed into node k, and two nodes that no other node reads have
+the same edges whichever of them is which.
 
 Every method takes a batch: DAGs types [B, N], adj [B, N, N]; latents [B, Z]. All are pure and
 jit-able (``vae.apply({"params": params}, ..., method="encode")`` or ``vae.bind(...)``).
@@ -81,13 +85,15 @@ class GatedMessage(nn.Module):
 
 class DVAE(nn.Module):
     """The graph VAE of DAGs with ``num_vertices`` vertices and ``num_ops`` operation types
-    (vertex types: operations ``0..num_ops-1``, start ``num_ops``, end ``num_ops + 1``)."""
+    (vertex types: operations ``0..num_ops-1``, start ``num_ops``, end ``num_ops + 1``);
+    ``positions``: the encoder reads each vertex's position too (see the module docstring)."""
 
     num_ops: int
     num_vertices: int
     hidden: int = 501
     latent: int = 30
     bidirectional: bool = True
+    positions: bool = False
 
     def __post_init__(self):
         for name, minimum in (("num_ops", 1), ("num_vertices", 3), ("hidden", 1), ("latent", 1)):
@@ -161,6 +167,9 @@ class DVAE(nn.Module):
         """``q(z | G)``: DAGs -> ``(mean, logvar)``, each [B, Z]."""
         types, adj = self._inputs(dag)
         x = jax.nn.one_hot(types, self.num_types)
+        if self.positions:
+            where = jax.nn.one_hot(jnp.arange(self.num_vertices), self.num_vertices)
+            x = jnp.concatenate([x, jnp.broadcast_to(where, types.shape + where.shape[-1:])], -1)
         zeros = jnp.zeros(x.shape[:1] + (self.hidden,), x.dtype)
         state = self._propagate(self.forward_gru, self.forward_message, x, adj, zeros)[0][:, -1]
         if self.bidirectional:
@@ -194,9 +203,9 @@ class DVAE(nn.Module):
         return log_p + jnp.sum(target * jax.nn.log_sigmoid(logits)
                                + (1 - target) * jax.nn.log_sigmoid(-logits), -1)
 
-    def _generate(self, z, key):
+    def generate(self, z, key=None) -> tuple[Dag, DagProbs]:
         """Decodes z [B, Z] vertex by vertex, each choice the most likely (``key`` None) or
-        sampled with ``key`` -> (Dag, DagProbs)."""
+        sampled with ``key`` -> ``(decode(z, key), decode_probs(z, key))`` in one pass."""
         n, batch = self.num_vertices, z.shape[0]
         src, _ = edge_decisions(n)
         keys = iter(jax.random.split(key, n - 2 + len(src))) if key is not None else None
@@ -234,12 +243,12 @@ class DVAE(nn.Module):
     def decode(self, z, key=None) -> Dag:
         """Latents z [B, Z] -> DAGs: the most likely type and edge at each step, or sampled ones
         with a ``key``."""
-        return self._generate(z, key)[0]
+        return self.generate(z, key)[0]
 
     def decode_probs(self, z, key=None) -> DagProbs:
         """The decoder's distributions along the path ``decode(z, key)`` takes, differentiable
         in z (the choices themselves are constant)."""
-        return self._generate(z, key)[1]
+        return self.generate(z, key)[1]
 
     # -- the objective ---------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""Training the graph VAE on every NAS-Bench-201 cell, and loading a trained one.
+"""Training the graph VAE on the cells of a search space, and loading a trained one.
 
-``train_vae(config, workdir)`` trains the DVAE of ``config`` (see
-``experiments/configs/vae_nb201.py``) on all 15,625 NB201 cells with Adam on the loss
-``nll + kl_weight * kl`` (one jitted step), and writes to ``workdir``: ``checkpoints/`` (orbax,
-through ``jaxnas.engine.checkpoints``), ``config.json``, ``metrics.jsonl`` (the loss terms of the
-logged steps; the injectivity figures every ``eval_every`` epochs), TensorBoard events and
-``report.json`` (the injectivity check of the final VAE, the share of prior draws that decode to
-valid cells, sizes and times). Re-running the same command resumes from the last complete
-checkpoint, bit-exact: the batch and the key of a step are functions of the seed and the step.
+``train_vae(config, workdir)`` trains the DVAE of ``config`` with Adam on the loss
+``nll + kl_weight * kl`` (one jitted step) on the cells of ``config.space``
+(``jaxnas.vae.codecs``): all 15,625 NAS-Bench-201 cells (``experiments/configs/vae_nb201.py``),
+or ``config.cells`` DARTS cells drawn uniformly from the seed (``vae_darts.py``; the space has
+about 10^9), checked on ``config.eval_cells`` other draws. It writes to ``workdir``:
+``checkpoints/`` (orbax, through ``jaxnas.engine.checkpoints``), ``config.json``,
+``metrics.jsonl`` (the loss terms of the logged steps; the injectivity figures every
+``eval_every`` epochs), TensorBoard events and ``report.json`` (the injectivity check of the final
+VAE, the share of prior draws that decode to valid cells, sizes and times). Re-running the same
+command resumes from the last complete checkpoint, bit-exact: the cells, the batch and the key of
+a step are functions of the seed and the step.
 
 ``load_vae(workdir)`` gives back ``(DVAE, params)`` for a search.
 
@@ -35,15 +38,15 @@ from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked, read_config
 from jaxnas.files import write_json
 from jaxnas.log import logger
-from jaxnas.spaces.ops import NB201_OPS
-from jaxnas.vae.dag import (NB201_NUM_CELLS, NB201_NUM_VERTICES, Dag, nb201_cells, nb201_dags,
-                            nb201_problem)
+from jaxnas.vae.codecs import CellCodec, codec_for
+from jaxnas.vae.dag import NB201_NUM_CELLS, Dag
 from jaxnas.vae.evaluate import decode_prior, injectivity
 from jaxnas.vae.model import DVAE, init_params
 
 _ADVICE = ("Lower the learning rate and resume from the last good checkpoint with "
            "--allow_config_change=lr (and the new value).")
 _FAILURES_LISTED = 20
+_TRAIN_CELLS, _EVAL_CELLS = 1, 2  # fold_in streams of the seed for the sampled cells
 
 
 class VAEState(flax.struct.PyTreeNode):
@@ -61,13 +64,43 @@ class VAEState(flax.struct.PyTreeNode):
 
 def make_vae(space: str, model: Mapping) -> DVAE:
     """The DVAE for the cells of ``space`` with the sizes of ``model`` (config.model)."""
-    if space != "nb201":
-        raise ValueError(f"config.space is {space!r}; the VAE trains on NAS-Bench-201 cells "
-                         "only: set it to 'nb201'.")
     try:
-        return DVAE(num_ops=len(NB201_OPS), num_vertices=NB201_NUM_VERTICES, **dict(model))
+        codec = codec_for(space)
+    except ValueError as e:
+        raise ValueError(f"config.space: {e}") from None
+    try:
+        return DVAE(num_ops=codec.num_ops, num_vertices=codec.num_vertices, **dict(model))
     except ValueError as e:
         raise ValueError(f"config.model: {e}") from None
+
+
+def _sampled(config) -> bool:
+    """Whether the cells of ``config.space`` are drawn (``config.cells``) rather than all."""
+    return config["space"] != "nb201"
+
+
+def num_cells(config) -> int:
+    """How many cells an epoch of ``config`` (a config or its dict) goes through."""
+    return config["cells"] if _sampled(config) else NB201_NUM_CELLS
+
+
+def cell_sets(config) -> tuple[CellCodec, np.ndarray, np.ndarray]:
+    """``(codec, training cells, checked cells)``, path cells int32 [C, E]: all NB201 cells
+    (both), or two sets of DARTS cells drawn from the seed, the checked ones distinct and none
+    of them a training cell (so up to ``config.eval_cells``)."""
+    codec = codec_for(config.space)
+    if not _sampled(config):
+        cells = codec.all_cells()
+        return codec, cells, cells
+    seed = jax.random.PRNGKey(config.seed)
+    train = codec.sample_cells(jax.random.fold_in(seed, _TRAIN_CELLS), config.cells)
+    drawn = codec.sample_cells(jax.random.fold_in(seed, _EVAL_CELLS), config.eval_cells)
+    seen, keep = {row.tobytes() for row in train}, []
+    for i, row in enumerate(drawn):
+        if row.tobytes() not in seen:
+            seen.add(row.tobytes())
+            keep.append(i)
+    return codec, train, drawn[keep]
 
 
 def validate(config) -> None:
@@ -77,14 +110,21 @@ def validate(config) -> None:
     config_lib.require_nonnegative(config, "kl_weight", "max_steps", "eval_every",
                                    "prior_samples")
     make_vae(config.space, config.model)
-    if config.batch_size > NB201_NUM_CELLS:
+    if _sampled(config):
+        for field in ("cells", "eval_cells"):
+            if field not in config:
+                raise ValueError(f"config.{field} is missing: a VAE of {config.space} cells "
+                                 "trains on drawn cells; start from "
+                                 "experiments/configs/vae_darts.py.")
+        config_lib.require_positive(config, "cells", "eval_cells")
+    if config.batch_size > num_cells(config):
         raise ValueError(f"config.batch_size ({config.batch_size}) exceeds the "
-                         f"{NB201_NUM_CELLS} NB201 cells the VAE trains on; lower it.")
+                         f"{num_cells(config)} cells the VAE trains on; lower it.")
 
 
 def schedule(config) -> tuple[int, int]:
     """``(steps_per_epoch, steps of all epochs)`` of ``config`` (a config or its dict)."""
-    steps_per_epoch = NB201_NUM_CELLS // config["batch_size"]
+    steps_per_epoch = num_cells(config) // config["batch_size"]
     return steps_per_epoch, config["epochs"] * steps_per_epoch
 
 
@@ -136,22 +176,23 @@ def train_vae(config, workdir: str, allow_changes=()) -> dict:
         return _run(config, workdir, mesh)
 
 
-def _evaluate(vae, params, dags, config) -> dict:
-    """The injectivity figures over ``dags`` and the share of prior draws that decode to NB201
+def _evaluate(vae, params, codec: CellCodec, cells, config) -> dict:
+    """The injectivity figures over ``cells`` and the share of prior draws that decode to
     cells."""
-    figures = injectivity(vae, params, dags)
-    names = nb201_cells()
-    failures = [names[i].arch_str for i in figures.pop("failures")[:_FAILURES_LISTED]]
+    figures = injectivity(vae, params, codec.dags(cells))
+    failures = [codec.describe(cells[i]) for i in figures.pop("failures")[:_FAILURES_LISTED]]
     if config.prior_samples:
         prior = decode_prior(vae, params, _keys(config.seed)[2], config.prior_samples)
-        valid = [nb201_problem(Dag(t, a)) is None for t, a in zip(prior.types, prior.adj)]
+        valid = [codec.problem(Dag(t, a)) is None for t, a in zip(prior.types, prior.adj)]
         figures["prior_valid_fraction"] = float(np.mean(valid))
     return {**figures, "failures": failures}
 
 
 def _run(config, workdir: str, mesh) -> dict:
     vae, tx = make_vae(config.space, config.model), optax.adam(config.lr)
-    dags = nb201_dags()
+    codec, train_cells, eval_cells = cell_sets(config)
+    dags, eval_dags = codec.dags(train_cells), codec.dags(eval_cells)
+    checked = "all" if eval_cells is train_cells else "held-out"
     steps_per_epoch, total = schedule(config)
     total = min(total, config.max_steps) if config.max_steps else total
     stream = BatchStream(np.arange(len(dags.types)), config.batch_size, config.seed)
@@ -163,9 +204,9 @@ def _run(config, workdir: str, mesh) -> dict:
     writer = MetricsWriter(workdir, resume_step=start)
     progress = Progress(total, steps_per_epoch, config.epochs, start)
     eval_period = config.eval_every * steps_per_epoch
-    logger.info("Training the graph VAE (hidden %d, latent %d, %s parameters) on %d NB201 cells: "
+    logger.info("Training the graph VAE (hidden %d, latent %d, %s parameters) on %d %s cells: "
                 "%d steps of %d.", vae.hidden, vae.latent, f"{params_count:,}",
-                len(dags.types), total, config.batch_size)
+                len(dags.types), codec.name, total, config.batch_size)
     t0 = time.perf_counter()
     try:
         for step in range(start, total):
@@ -179,12 +220,12 @@ def _run(config, workdir: str, mesh) -> dict:
                 writer.write(done, metrics)
                 progress.line(done, {k: metrics[k] for k in ("loss", "nll", "kl")})
             if eval_period and done % eval_period == 0 and done < total:
-                figures = injectivity(vae, state.params, dags)
+                figures = injectivity(vae, state.params, eval_dags)
                 figures.pop("failures")
                 writer.write(done, figures)
-                logger.info("After epoch %d: %d of %d cells decode to themselves, %d distinct "
-                            "means.", done // steps_per_epoch, figures["reconstructed"],
-                            figures["cells"], figures["distinct_means"])
+                logger.info("After epoch %d: %d of %d %s cells decode to themselves, %d "
+                            "distinct means.", done // steps_per_epoch, figures["reconstructed"],
+                            figures["cells"], checked, figures["distinct_means"])
             if done % config.checkpoint_every == 0 or done == total:
                 check_finite(state, checkpoints, _ADVICE)
                 state = state.replace(seconds=replicated_seconds(
@@ -196,19 +237,21 @@ def _run(config, workdir: str, mesh) -> dict:
     if start < total:
         seconds += time.perf_counter() - t0
     t_eval = time.perf_counter()
-    report = _evaluate(vae, state.params, dags, config)
+    report = _evaluate(vae, state.params, codec, eval_cells, config)
     report.update(
+        space=codec.name, checked_cells=checked, training_cells=len(train_cells),
         params=params_count, epochs=config.epochs, epochs_done=total / steps_per_epoch,
         steps=total, steps_per_epoch=steps_per_epoch, batch_size=config.batch_size,
         wall_time_s=seconds, seconds_per_epoch=seconds * steps_per_epoch / total,
         evaluation_time_s=time.perf_counter() - t_eval)
     on_chief(write_json, os.path.join(workdir, "report.json"), report)
-    print(f"graph VAE: {report['reconstructed']} of {report['cells']} NB201 cells "
+    print(f"graph VAE: {report['reconstructed']} of {report['cells']} {checked} "
+          f"{codec.name} cells "
           f"({100 * report['reconstructed_fraction']:.2f}%) decode to themselves from their "
           f"mean; {report['distinct_means']} distinct means (closest two "
           f"{report['min_mean_distance']:.3g} apart)"
           + (f"; {100 * report['prior_valid_fraction']:.1f}% of {config.prior_samples} prior "
-             "draws decode to NB201 cells" if config.prior_samples else "")
+             "draws decode to cells" if config.prior_samples else "")
           + f"\ntrained {report['epochs_done']:.2f} of {config.epochs} epochs ({total} steps) "
           f"in {format_duration(seconds)}; report: {os.path.join(workdir, 'report.json')}")
     return report
