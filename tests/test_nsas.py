@@ -95,6 +95,19 @@ def test_eq_3_6_loss_is_its_terms_and_linear_in_beta(nsas_run):
             state.params, state.batch_stats, [w for _, w in terms], x, y)
         want = (1 - beta) * losses[0] + beta / 3 * sum(losses[1:])
         np.testing.assert_allclose(float(combined), want, rtol=1e-6)
+
+    # The terms (paths as op indices) run as one scan; its gradient is the terms' in turn.
+    def by_hand(params, coefficients=(0.7, 0.1, 0.1, 0.1)):
+        total, stats = 0.0, state.batch_stats
+        for c, (_, weights) in zip(coefficients, terms):
+            value, (stats, _) = problem.loss(params, stats, weights, x, y)
+            total = total + c * value
+        return total
+
+    scanned = jax.grad(lambda p: problem.combined_loss([0.7, 0.1, 0.1, 0.1])(
+        p, state.batch_stats, [w for _, w in terms], x, y)[0])(state.params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),  # f32
+                 scanned, jax.grad(by_hand)(state.params))
     np.testing.assert_allclose([float(c) for c, _ in terms], [0.5] + [0.5 / 3] * 3)
     # The constraint paths are the archive after Algorithm 3 took ``path`` in.
     members = np.asarray(arch.constraints.paths["cell"])

@@ -125,17 +125,42 @@ class SearchProblem:
     def combined_loss(self, coefficients):
         """A loss like ``loss`` over a list of architecture weights:
         ``sum_i coefficients[i] * loss(weights[i])`` on the same batch, the batch statistics
-        passed from one forward to the next; the accuracy is the first term's."""
+        passed from one forward to the next; the accuracy is the first term's. Terms of one
+        structure, shape and dtype (single paths as op indices) run as one ``lax.scan``, so the
+        program holds one copy of the network however many terms there are."""
 
         def loss(params, batch_stats, arch_weights, x, y, dropout=None):
+            if len(arch_weights) != len(coefficients):
+                raise ValueError(f"{len(arch_weights)} architecture weights for "
+                                 f"{len(coefficients)} coefficients; give one of each per term.")
+            if len(arch_weights) > 1 and _stackable(arch_weights):
+                return self._scanned_loss(coefficients, params, batch_stats, arch_weights, x,
+                                          y, dropout)
             total, first = 0.0, None
-            for c, weights in zip(coefficients, arch_weights, strict=True):
+            for c, weights in zip(coefficients, arch_weights):
                 value, (batch_stats, acc) = self.loss(params, batch_stats, weights, x, y,
                                                       dropout)
                 total, first = total + c * value, acc if first is None else first
             return total, (batch_stats, first)
 
         return loss
+
+    def _scanned_loss(self, coefficients, params, batch_stats, arch_weights, x, y, dropout):
+        """``combined_loss`` of stackable terms as one scan over them."""
+        dtype = jax.eval_shape(self.loss, params, batch_stats, arch_weights[0], x, y,
+                               dropout)[0].dtype
+
+        def term(carry, inputs):
+            total, stats = carry
+            c, weights = inputs
+            value, (stats, acc) = self.loss(params, stats, weights, x, y, dropout)
+            return (total + c * value, stats), acc
+
+        (total, batch_stats), accs = jax.lax.scan(
+            term, (jnp.zeros((), dtype), batch_stats),
+            (jnp.asarray(coefficients, dtype), jax.tree.map(lambda *w: jnp.stack(w),
+                                                             *arch_weights)))
+        return total, (batch_stats, accs[0])
 
     def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y,
                     key=None, mask=None, loss=None) -> WeightStep:
@@ -158,6 +183,15 @@ class SearchProblem:
             new_params, new_opt_w = single_path.select(mask, (new_params, new_opt_w),
                                                        (params, opt_w))
         return WeightStep(new_params, batch_stats, new_opt_w, loss, acc, sqnorm)
+
+
+def _stackable(trees) -> bool:
+    """Whether the pytrees have one structure and each leaf one shape and dtype across them."""
+    def signature(tree):
+        leaves = [(jnp.shape(a), jnp.result_type(a)) for a in jax.tree.leaves(tree)]
+        return jax.tree.structure(tree), leaves
+
+    return all(signature(t) == signature(trees[0]) for t in trees[1:])
 
 
 def cross_entropy(logits, labels):
