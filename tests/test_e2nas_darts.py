@@ -20,6 +20,7 @@ from jaxnas.vae import DVAE, init_params
 from jaxnas.vae.codecs import DartsCodec
 from jaxnas.vae.depth import depth_loss
 from jaxnas.vae.train import cell_sets, load_vae, train_vae
+from tests.test_e2nas_search import StandInProblem
 
 CODEC = DartsCodec()
 NONE = DARTS_OPS.index("none")
@@ -106,26 +107,6 @@ def vae_and_params():
     return vae, init_params(vae, jax.random.key(0))
 
 
-class _StandInProblem:
-    """``update_arch``'s view of the search problem with the val loss replaced by the linear
-    ``sum_k sum(C_k * weights_k)`` over the two cells, so that its gradient has a closed form."""
-
-    def __init__(self, coefficients, planned_steps=10):
-        self.coefficients, self.planned_steps = coefficients, planned_steps
-
-    def images(self, key, images):
-        del key
-        return images
-
-    def loss(self, params, batch_stats, weights, x, y):
-        del params, x, y
-        loss = sum(jnp.sum(self.coefficients[k] * weights[k]) for k in weights)
-        return loss, (batch_stats, jnp.float32(0))
-
-    def progress(self, step):
-        return jnp.minimum(step / self.planned_steps, 1.0)
-
-
 def test_the_darts_latent_step_adds_e2nas_r_depth_gradient(darts_space, vae_and_params):
     """gamma = 0: the direction is grad L_val (through the decoder's op distributions on the
     decoded cells' edges) plus zeta grad L_depth with the step's depth key; each part's norm is
@@ -145,7 +126,7 @@ def test_the_darts_latent_step_adds_e2nas_r_depth_gradient(darts_space, vae_and_
     state = type("State", (), dict(arch=arch, step=jnp.int32(4), rng=jax.random.key(1),
                                    params={}, batch_stats={}))
     new, metrics = jax.jit(lambda: strategy.update_arch(state, batches,
-                                                        _StandInProblem(coefficients)))()
+                                                        StandInProblem(coefficients)))()
 
     def val_loss(latents):  # sum(C * p) over the edges the decoded cells use
         total = 0.0

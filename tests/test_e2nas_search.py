@@ -43,9 +43,10 @@ def _strategy(space, vae_and_params, **options):
     return E2NASSearch(space, update_rule(None, ("adam",)), vae, params, **options)
 
 
-class _StandInProblem:
+class StandInProblem:
     """The pieces of ``SearchProblem`` that ``update_arch`` uses, with the val loss replaced by
-    the linear ``sum(C * weights)`` so that its gradient has a closed form."""
+    the linear ``sum_k sum(C_k * weights_k)`` over the cell types so that its gradient has a
+    closed form; ``coefficients``: ``{cell_key: C_k}``."""
 
     def __init__(self, coefficients, planned_steps=10):
         self.coefficients, self.planned_steps = coefficients, planned_steps
@@ -56,7 +57,8 @@ class _StandInProblem:
 
     def loss(self, params, batch_stats, weights, x, y):
         del params, x, y
-        return jnp.sum(self.coefficients * weights["cell"]), (batch_stats, jnp.float32(0))
+        loss = sum(jnp.sum(self.coefficients[k] * weights[k]) for k in weights)
+        return loss, (batch_stats, jnp.float32(0))
 
     def progress(self, step):
         return jnp.minimum(step / self.planned_steps, 1.0)
@@ -69,8 +71,8 @@ def _arch_step(strategy, steps=(0,), seed=0):
     arch, _, path = strategy.train_path(arch, None, None, 0)
     arch = strategy.with_path(arch, path)
     batches = {"val": {"image": jnp.zeros((1, 2, 8, 8, 1)), "label": jnp.zeros((1, 2), int)}}
-    problem = _StandInProblem(jnp.asarray(np.random.default_rng(seed).normal(size=(6, K)),
-                                          jnp.float32))
+    c = np.random.default_rng(seed).normal(size=(6, K))
+    problem = StandInProblem({"cell": jnp.asarray(c, jnp.float32)})
 
     @jax.jit
     def update(step):
@@ -116,7 +118,7 @@ def test_the_latent_moves_along_eq_4_7_with_gamma_sig_gamma_of_the_search_fracti
     # Jacobian applied to C: s * (C - sum(s * C)) row by row.
     z = np.asarray(arch.latent["cell"], np.float64)
     s = jax.nn.softmax(z.reshape(6, K), -1)
-    c = np.asarray(problem.coefficients, np.float64)
+    c = np.asarray(problem.coefficients["cell"], np.float64)
     val_grad = (s * (c - np.sum(s * c, -1, keepdims=True))).ravel()
     density_grad = np.asarray(_density_grad(strategy, arch), np.float64)
     assert np.all(np.isfinite(density_grad)) and np.linalg.norm(density_grad) > 0
@@ -139,7 +141,7 @@ def test_the_latent_moves_along_eq_4_7_with_gamma_sig_gamma_of_the_search_fracti
 def test_a_constant_gamma_is_the_configured_one(space, vae_and_params):
     strategy = _strategy(space, vae_and_params, exploration="constant", gamma=0.2)
     for step in (0, 9):
-        assert float(strategy._gamma(_StandInProblem(None), step)) == np.float32(0.2)
+        assert float(strategy._gamma(StandInProblem(None), step)) == np.float32(0.2)
 
 
 def test_the_decoder_st_gradient_flows_through_the_decoders_operation_probabilities(
@@ -151,7 +153,7 @@ def test_the_decoder_st_gradient_flows_through_the_decoders_operation_probabilit
 
     def expected_loss(v):  # sum(C * p(v)) over the op vertices of the decoded path
         probs = vae.apply({"params": params}, v[None], method=DVAE.decode_probs)
-        return jnp.sum(problem.coefficients * probs.types[0, 1:-1, :K])
+        return jnp.sum(problem.coefficients["cell"] * probs.types[0, 1:-1, :K])
 
     grad = np.asarray(jax.grad(expected_loss)(arch.latent["cell"]), np.float64)
     assert np.linalg.norm(grad) > 0

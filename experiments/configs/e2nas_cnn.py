@@ -19,9 +19,7 @@ digits, C=4, 3 cells, 2 epochs of 10 steps, latent lr 0.1, with the small VAE
 (``vae_darts.py:small``) at ``runs/vae_darts_small``.
 """
 
-import ml_collections
-
-from experiments.configs import darts_cnn
+from experiments.configs import darts_cnn, e2nas_nb201
 
 ARGS = ("r", "digits")
 
@@ -36,10 +34,9 @@ def get_config(args: str = ""):
     c.batch_size = 32
     c.epochs = 100
     c.eigenvalue_every = 0
-    c.strategy = ml_collections.ConfigDict(dict(
-        name="e2nas", vae="runs/vae_darts", mode="decoder_st", epsilon=0.5,
-        exploration="sigmoid", b=10.0, gamma=0.5, archive_size=1000, shrinkage=0.1,
-        init_scale=1e-3, depth_weight=0.0, depth_samples=10, depth_noise=0.1))
+    c.strategy = e2nas_nb201.get_config("decoder_st").strategy  # the NB201 search's settings
+    c.strategy.vae = "runs/vae_darts"
+    c.strategy.update(depth_weight=0.0, depth_samples=10, depth_noise=0.1)
     if "r" in chosen:
         c.strategy.depth_weight = 0.05
     if "digits" in chosen:

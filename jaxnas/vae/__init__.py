@@ -10,7 +10,7 @@ package without importing the engine.
 
 from jaxnas.vae.dag import (NB201_DAG_ADJ, NB201_END, NB201_NUM_CELLS, NB201_NUM_VERTICES,
                             NB201_START, Dag, dag_to_nb201, nb201_cells, nb201_dags,
-                            nb201_problem, nb201_to_dag)
+                            nb201_op_indices, nb201_problem, nb201_to_dag)
 from jaxnas.vae.darts_dag import (DARTS_CHAIN, DARTS_DAG_NUM_OPS, DARTS_DAG_OPS, DARTS_END,
                                   DARTS_INPUT, DARTS_NUM_VERTICES, DARTS_START, dag_to_darts,
                                   darts_dags, darts_depth, darts_problem, darts_to_dag,

@@ -15,7 +15,6 @@ that cell's edges (the soft part of E²NAS's straight-through weights).
   counts the edges of ``DARTS_CHAIN``.
 """
 
-import itertools
 from typing import Any
 
 import jax
@@ -25,7 +24,7 @@ import numpy as np
 from jaxnas.spaces.genotypes import DARTS_EDGES, NB201_EDGES, NB201Genotype
 from jaxnas.spaces.ops import DARTS_OPS, NB201_OPS
 from jaxnas.vae import darts_dag
-from jaxnas.vae.dag import (NB201_NUM_CELLS, NB201_NUM_VERTICES, Dag, _nb201_dags,
+from jaxnas.vae.dag import (NB201_NUM_VERTICES, Dag, nb201_dags, nb201_op_indices,
                             nb201_problem)
 from jaxnas.vae.model import DagProbs
 
@@ -85,7 +84,7 @@ class NB201Codec(CellCodec):
     columns = tuple(range(len(NB201_OPS)))
 
     def dags(self, cells) -> Dag:
-        return _nb201_dags(np.asarray(cells))
+        return nb201_dags(np.asarray(cells))
 
     def problem(self, dag: Dag) -> str | None:
         return nb201_problem(dag)
@@ -95,10 +94,7 @@ class NB201Codec(CellCodec):
 
     def all_cells(self) -> np.ndarray:
         """All 15,625 cells int32 [15625, 6], the last edge fastest (``nb201_cells`` order)."""
-        rows = itertools.product(range(len(self.ops)), repeat=len(NB201_EDGES))
-        cells = np.array(list(rows), np.int32)
-        assert len(cells) == NB201_NUM_CELLS
-        return cells
+        return nb201_op_indices()
 
     def decoded_cell(self, dag: Dag, probs: DagProbs):
         del probs

@@ -55,8 +55,18 @@ NB201_DAG_ADJ = _nb201_adjacency()
 NB201_DAG_ADJ.flags.writeable = False
 
 
-def _nb201_dags(op_indices: np.ndarray) -> Dag:
-    """Op indices int [C, 6] (``NB201_EDGES`` order) -> a batch of C DAGs."""
+def nb201_op_indices() -> np.ndarray:
+    """The op indices int32 [15625, 6] of all NB201 cells, in ``nb201_cells`` order."""
+    rows = itertools.product(range(len(NB201_OPS)), repeat=len(NB201_EDGES))
+    return np.array(list(rows), np.int32)
+
+
+def nb201_dags(op_indices: np.ndarray | None = None) -> Dag:
+    """The DAGs of NB201 cells given as op indices int [C, 6] (``NB201_EDGES`` order; default:
+    all 15,625 cells in ``nb201_cells`` order): types int32 [C, 8], adj bool [C, 8, 8]
+    (numpy)."""
+    if op_indices is None:
+        op_indices = nb201_op_indices()
     count = len(op_indices)
     types = np.concatenate([np.full((count, 1), NB201_START), op_indices,
                             np.full((count, 1), NB201_END)], axis=1).astype(np.int32)
@@ -67,7 +77,7 @@ def nb201_to_dag(cell: NB201Genotype | str) -> Dag:
     """An NB201 genotype or arch string -> its DAG: types int32 [8], adj bool [8, 8]."""
     if isinstance(cell, str):
         cell = NB201Genotype.from_arch_str(cell)
-    dags = _nb201_dags(np.array([[NB201_OPS.index(op) for op in cell.ops]]))
+    dags = nb201_dags(np.array([[NB201_OPS.index(op) for op in cell.ops]]))
     return Dag(dags.types[0], dags.adj[0])
 
 
@@ -75,13 +85,6 @@ def nb201_cells() -> list[NB201Genotype]:
     """All 15,625 NB201 cells, the ops of the six edges running through ``NB201_OPS`` with the
     last edge fastest (the row order of ``nb201_dags``)."""
     return [NB201Genotype(ops) for ops in itertools.product(NB201_OPS, repeat=len(NB201_EDGES))]
-
-
-def nb201_dags() -> Dag:
-    """The DAGs of all 15,625 NB201 cells in ``nb201_cells`` order: types int32 [15625, 8], adj
-    bool [15625, 8, 8] (numpy)."""
-    indices = itertools.product(range(len(NB201_OPS)), repeat=len(NB201_EDGES))
-    return _nb201_dags(np.array(list(indices)))
 
 
 def nb201_problem(dag: Dag) -> str | None:
