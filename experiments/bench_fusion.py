@@ -1,10 +1,12 @@
 """Two variants of the supernet's programs side by side: the derivative barriers at the cell
 nodes (``jaxnas.spaces.fusion``) on and off, the cells rematerialized (``space.remat``) or not,
-or depthwise convolutions run as dense ones (``jaxnas.spaces.depthwise``) or natively.
+depthwise convolutions run as dense ones (``jaxnas.spaces.depthwise``) or natively, or an NB201
+stage's cells as one ``lax.scan`` (``space.scan``) or unrolled.
 
     python -m experiments.bench_fusion --space=nb201 --C=16 --cells=5 --batch=64
     python -m experiments.bench_fusion --space=darts --C=16 --cells=8 --batch=32 --compare=remat
     python -m experiments.bench_fusion --space=darts --C=16 --cells=3 --batch=32 --compare=depthwise
+    python -m experiments.bench_fusion --space=nb201 --C=16 --cells=5 --batch=64 --compare=scan
 
 For one supernet and batch it compiles, with the option on and off: the weight gradient of the
 training loss with alpha an argument (as in a search step), the same gradient with alpha a
@@ -12,7 +14,7 @@ compile-time constant, and a Hessian-vector product (forward over reverse). Then
 programs in turns, one call each per round, for ``--rounds`` rounds, and prints a markdown
 table: median milliseconds, compile seconds, XLA's estimates of temporary memory and of the
 bytes read and written, and the time with the option off over the time with it on. Remat and
-the depthwise rewrite are compared with the barriers on.
+the depthwise rewrite and scan are compared with the barriers on.
 """
 
 import platform
@@ -29,9 +31,10 @@ from jaxnas import hypergrad as hg
 from jaxnas.spaces import cells, depthwise, fusion
 
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up call each).")
-_COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat", "depthwise"],
-                             "The option turned on and off: the derivative barriers, remat, or "
-                             "depthwise convolutions as dense ones.")
+_COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat", "depthwise", "scan"],
+                             "The option turned on and off: the derivative barriers, remat, "
+                             "depthwise convolutions as dense ones, or a stage's cells as one "
+                             "lax.scan (NB201).")
 _DENSE_IS_FASTER = depthwise.dense_is_faster
 
 
@@ -43,8 +46,8 @@ def _programs(on: bool):
     cells.derivative_barrier = fusion.derivative_barrier if barriers else (lambda x: x)
     if _COMPARE.value == "depthwise":
         depthwise.dense_is_faster = lambda: on
-    remat = on and _COMPARE.value == "remat"
-    label, loss, params, alpha, (train, _) = supernet_problem(remat=remat)
+    options = {_COMPARE.value: on} if _COMPARE.value in ("remat", "scan") else {}
+    label, loss, params, alpha, (train, _) = supernet_problem(**options)
     v = jax.tree.map(lambda x: jnp.ones_like(x) * 1e-2, params)
     rows = {"weight gradient": (lambda w, a: jax.grad(loss)(w, a, train), (params, alpha)),
             "weight gradient, alpha a constant": (lambda w: jax.grad(loss)(w, alpha, train),

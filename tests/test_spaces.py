@@ -192,6 +192,51 @@ def test_a_rematerialized_supernet_has_the_same_variables_values_and_gradients(n
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("remat", [False, True])
+def test_scanned_nb201_stages_equal_the_unrolled_supernet(remat):
+    # space.scan runs a stage's cells as one lax.scan over their stacked variables: the same
+    # variables (paths included), outputs, batch statistics, gradients and Hessian-vector
+    # products as the cells called one by one.
+    x = _images((2, 8, 8, 3))
+    plain, scan = (get_space("nb201", C=4, N=2, remat=remat, scan=s) for s in (False, True))
+    weights = {"cell": jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(3), (6, 5)))}
+    variables = init_variables(plain.supernet(5), jax.random.PRNGKey(1), x, weights)
+    shapes = lambda net: jax.tree.map(jnp.shape, jax.eval_shape(  # noqa: E731
+        lambda: net.init(jax.random.PRNGKey(1), x, weights)))
+    assert shapes(scan.supernet(5)) == shapes(plain.supernet(5))
+    # Distinct statistics per cell, so that a mix-up between cells would show.
+    stats = jax.tree.map(lambda s: s + jax.random.uniform(jax.random.PRNGKey(s.size), s.shape),
+                         variables["batch_stats"])
+    v = jax.tree.map(lambda p: 1e-2 * jnp.cos(jnp.arange(p.size).reshape(p.shape)),
+                     variables["params"])
+
+    def results(space, single_path=False):
+        net = space.supernet(5, single_path=single_path)
+        arch = {"cell": jnp.array([1, 2, 0, 4, 3, 2])} if single_path else weights
+
+        def loss(params, arch):
+            logits, new = net.apply({"params": params, "batch_stats": stats}, x, arch,
+                                    train=True, mutable=["batch_stats"])
+            return jnp.mean(logits ** 2), new
+
+        (value, new), grads = jax.value_and_grad(loss, argnums=(0,) if single_path else (0, 1),
+                                                 has_aux=True)(variables["params"], arch)
+        out = [value, new, grads, net.apply({"params": variables["params"],
+                                             "batch_stats": stats}, x, arch)]
+        if not single_path:
+            out.append(jax.jvp(lambda p: jax.grad(lambda q: loss(q, arch)[0])(p),
+                               (variables["params"],), (v,))[1])
+        return out
+
+    for single_path in (False, True):
+        expected, got = (jax.jit(lambda s=s: results(s, single_path))() for s in (plain, scan))
+        assert jax.tree.structure(got) == jax.tree.structure(expected)
+        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+            # float32 rounding, relative to each array's largest element (in float64 the two
+            # agree to 1e-13 of it)
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * float(np.max(np.abs(a))))
+
+
 def test_the_derivative_barrier_is_an_identity_to_every_order(monkeypatch):
     from jaxnas.spaces import cells, fusion
 

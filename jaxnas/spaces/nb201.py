@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxnas.spaces.cells import CellDAG, EdgeSpec
 from jaxnas.spaces.genotypes import NB201_EDGES, NB201Genotype
 from jaxnas.spaces.ops import NB201_OPS, ReLUConvBN, batch_norm, check_op_names, conv, torch_kernel_init
+from jaxnas.spaces.scan_cells import scan_cells
 
 
 class ResNetBlock(nn.Module):
@@ -61,7 +62,9 @@ class NB201Network(nn.Module):
     after each node's sum; ``single_path``: a supernet whose edges compute only the operation the
     weights choose (``{"cell": [6]}`` operation indices, or one-hot / straight-through [6, K]);
     ``remat``: each cell's activations are recomputed in the backward pass (``nn.remat``) instead
-    of stored, for memory-bound runs; parameter paths are unchanged.
+    of stored, for memory-bound runs; ``scan``: a stage's ``N`` cells run as one ``lax.scan``
+    (``jaxnas.spaces.scan_cells``), traced and compiled once. Parameter paths are the same for
+    every option.
     """
 
     edges: tuple[EdgeSpec, ...]
@@ -73,6 +76,7 @@ class NB201Network(nn.Module):
     node_bn: bool = False
     single_path: bool = False
     remat: bool = False
+    scan: bool = False
 
     @nn.compact
     def __call__(self, x, arch_weights=None, train: bool = False):
@@ -85,9 +89,15 @@ class NB201Network(nn.Module):
             C = self.C * 2**stage
             if stage:
                 x = ResNetBlock(C, name=f"reduction_{stage}")(x, train)
-            for i in range(self.N):
+            names = tuple(f"stage{stage}_cell{i}" for i in range(self.N))
+            if self.scan:
+                cell = NB201Cell(self.edges, C, self.affine, self.mixed, self.node_bn,
+                                 self.single_path, parent=None)
+                x = scan_cells(self, cell, names, x, weights, train=train, remat=self.remat)
+                continue
+            for name in names:
                 cell = cell_type(self.edges, C, self.affine, self.mixed, self.node_bn,
-                                 self.single_path, name=f"stage{stage}_cell{i}")
+                                 self.single_path, name=name)
                 x = cell(x, weights, train)
         x = nn.relu(batch_norm(train, True, name="lastact_bn")(x))
         x = jnp.mean(x, axis=(1, 2))
@@ -97,14 +107,14 @@ class NB201Network(nn.Module):
 def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10,
                    ops: tuple[str, ...] = NB201_OPS, affine: bool = False,
                    node_bn: bool = False, single_path: bool = False,
-                   remat: bool = False) -> NB201Network:
+                   remat: bool = False, scan: bool = False) -> NB201Network:
     """The NB201 supernet: every edge a mixed operation over ``ops``; weights [6, len(ops)]
     (``single_path``: every edge computes only its chosen operation; ``remat``: cells
-    rematerialized in the backward pass)."""
+    rematerialized in the backward pass; ``scan``: a stage's cells as one ``lax.scan``)."""
     check_op_names(ops)
     edges = tuple((src, dst, tuple(ops)) for src, dst in NB201_EDGES)
     return NB201Network(edges, C, N, num_classes, affine, mixed=True, node_bn=node_bn,
-                        single_path=single_path, remat=remat)
+                        single_path=single_path, remat=remat, scan=scan)
 
 
 def nb201_network(genotype: NB201Genotype, C: int = 16, N: int = 5, num_classes: int = 10,

@@ -6,8 +6,10 @@ of a genotype from those weights, and the discrete network of a genotype.
 
 import dataclasses
 
+import jax
 import numpy as np
 
+from jaxnas.log import logger
 from jaxnas.spaces import darts, nb201
 from jaxnas.spaces.genotypes import (DARTS_EDGES, NB201_EDGES, DartsGenotype, NB201Genotype,
                                      derive_darts_cell, derive_nb201)
@@ -23,13 +25,15 @@ class NB201Space:
     """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
     a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
     ``remat`` recomputes each supernet cell's activations in the backward pass (less memory,
-    more compute)."""
+    more compute); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the
+    same parameters and values)."""
 
     C: int = 16
     N: int = 5
     ops: tuple[str, ...] = NB201_OPS
     node_bn: bool = False
     remat: bool = False
+    scan: bool = False
 
     name = "nb201"
 
@@ -50,8 +54,12 @@ class NB201Space:
         if drop_path:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
+        if self.scan and jax.default_backend() == "cpu":
+            logger.warning("space.scan on the CPU backend: the scanned cells' gradients run "
+                           "about 20x slower there than unrolled ones (BENCHMARKS.md); scan "
+                           "is meant for accelerators.")
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
-                                    single_path=single_path, remat=self.remat)
+                                    single_path=single_path, remat=self.remat, scan=self.scan)
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key of the supernet's top-level module ``module`` when it is a cell

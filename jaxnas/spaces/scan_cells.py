@@ -1,0 +1,54 @@
+"""Identical cells traced once: a stage's cells applied by ``lax.scan`` over their variables.
+
+XLA's compile time grows faster than the program, and an unrolled supernet holds one copy of
+its cell per layer. ``scan_cells`` applies a run of cells of one shape (same module, same input
+and output shape: an NB201 stage) as one ``lax.scan`` whose body is the cell, over the cells'
+variables stacked along a new leading axis. The variables stay where the unrolled network keeps
+them (``{name: ...}`` per cell), so parameter paths, checkpoints and weight inheritance do not
+change: they are stacked when the network is applied, and updated batch statistics are written
+back under each cell's name.
+
+On XLA's CPU backend a scanned stage compiles faster but its gradient runs far slower: XLA:CPU
+leaves the gradient's convolutions inside a loop body in their transposed dimension orders,
+compiled as generic loops instead of its fast convolution (``BENCHMARKS.md``: NB201 C=16, N=5,
+batch 64, 1.5x faster to compile, 20x slower to run). It is meant for accelerators.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *args,
+               train: bool, remat: bool = False):
+    """``x`` through the cells ``names`` of ``parent`` in order, each ``cell`` (an unbound
+    module whose call is ``cell(x, *args, train)`` -> an array of x's shape) with its own
+    variables; ``args`` are shared by every cell. x: [B, H, W, C] -> [B, H, W, C].
+
+    At initialization the cells are called one by one (creating their variables under
+    ``names``); ``remat``: each cell's activations are recomputed in the backward pass.
+    """
+    if parent.is_initializing():
+        for name in names:
+            x = cell.clone(name=name, parent=parent)(x, *args, train)
+        return x
+    variables = {col: _stack([tree[name] for name in names])
+                 for col, tree in parent.variables.items() if names[0] in tree}
+    update = train and parent.is_mutable_collection("batch_stats")
+
+    def body(x, cell_variables):
+        if not update:
+            return cell.apply(cell_variables, x, *args, train), None
+        y, state = cell.apply(cell_variables, x, *args, train, mutable=["batch_stats"])
+        return y, state["batch_stats"]
+
+    x, stats = jax.lax.scan(jax.checkpoint(body) if remat else body, x, variables)
+    if update:
+        for i, name in enumerate(names):
+            parent.put_variable("batch_stats", name, jax.tree.map(lambda s: s[i], stats))
+    return x
+
+
+def _stack(trees):
+    """Pytrees of one structure -> one pytree whose leaves are stacked along a new axis 0."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
