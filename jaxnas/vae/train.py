@@ -223,7 +223,7 @@ def _run(config, workdir: str, mesh) -> dict:
                 figures = injectivity(vae, state.params, eval_dags)
                 figures.pop("failures")
                 writer.write(done, figures)
-                logger.info("After epoch %d: %d of %d %s cells decode to themselves, %d "
+                logger.info("After epoch %d: %d of %d cells (%s) decode to themselves, %d "
                             "distinct means.", done // steps_per_epoch, figures["reconstructed"],
                             figures["cells"], checked, figures["distinct_means"])
             if done % config.checkpoint_every == 0 or done == total:
@@ -245,10 +245,9 @@ def _run(config, workdir: str, mesh) -> dict:
         wall_time_s=seconds, seconds_per_epoch=seconds * steps_per_epoch / total,
         evaluation_time_s=time.perf_counter() - t_eval)
     on_chief(write_json, os.path.join(workdir, "report.json"), report)
-    print(f"graph VAE: {report['reconstructed']} of {report['cells']} {checked} "
-          f"{codec.name} cells "
-          f"({100 * report['reconstructed_fraction']:.2f}%) decode to themselves from their "
-          f"mean; {report['distinct_means']} distinct means (closest two "
+    print(f"graph VAE: {report['reconstructed']} of {report['cells']} {codec.name} cells "
+          f"({checked}, {100 * report['reconstructed_fraction']:.2f}%) decode to themselves "
+          f"from their mean; {report['distinct_means']} distinct means (closest two "
           f"{report['min_mean_distance']:.3g} apart)"
           + (f"; {100 * report['prior_valid_fraction']:.1f}% of {config.prior_samples} prior "
              "draws decode to cells" if config.prior_samples else "")
