@@ -204,9 +204,10 @@ def test_scanned_nb201_stages_equal_the_unrolled_supernet(remat):
     shapes = lambda net: jax.tree.map(jnp.shape, jax.eval_shape(  # noqa: E731
         lambda: net.init(jax.random.PRNGKey(1), x, weights)))
     assert shapes(scan.supernet(5)) == shapes(plain.supernet(5))
-    # Distinct statistics per cell, so that a mix-up between cells would show.
-    stats = jax.tree.map(lambda s: s + jax.random.uniform(jax.random.PRNGKey(s.size), s.shape),
-                         variables["batch_stats"])
+    # Distinct statistics per cell (a key per leaf), so that a mix-up between cells would show.
+    leaves, tree = jax.tree.flatten(variables["batch_stats"])
+    stats = jax.tree.unflatten(tree, [s + jax.random.uniform(jax.random.PRNGKey(i), s.shape)
+                                      for i, s in enumerate(leaves)])
     v = jax.tree.map(lambda p: 1e-2 * jnp.cos(jnp.arange(p.size).reshape(p.shape)),
                      variables["params"])
 
