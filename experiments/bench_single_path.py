@@ -10,7 +10,7 @@ Rows (each jitted once; all compiled before timing):
 - ``single-path weight step``: the same on the single-path supernet, a fresh uniformly sampled
   path every round, with the masked update;
 - ``single-path, native conv gradients``: the same with XLA's own convolution gradients inside
-  the edges' ``lax.switch`` (what ``jaxnas.spaces.switch_conv`` replaces; slow on XLA:CPU);
+  the edges' ``lax.switch`` (what ``jaxnas.spaces.canonical_conv`` replaces; slow on XLA:CPU);
 - ``randomnas step``, ``gdas step``: the strategies' whole jitted search steps
   (``engine.search_loop.make_step``).
 
@@ -75,9 +75,9 @@ def _weight_step_row(space, single_path, batch, native=False):
         return problem.weight_step(params, stats, opt, path, x, y,
                                    mask=path_mask(owners, path))
 
-    patch = (mock.patch("jaxnas.spaces.cells.switch_friendly_convs", contextlib.nullcontext)
+    patch = (mock.patch("jaxnas.spaces.cells.canonical_convs", contextlib.nullcontext)
              if native else contextlib.nullcontext())
-    with patch:  # the switch-friendly convolutions are chosen while tracing
+    with patch:  # the canonical convolutions are chosen while tracing
         compiled = jax.jit(step).lower(params, stats, opt, start, x, y).compile()
     return lambda path: compiled(params, stats, opt, path if single_path else start, x, y)
 

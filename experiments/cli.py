@@ -19,6 +19,7 @@ import runpy
 import sys
 import traceback
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -72,6 +73,44 @@ def _define_process_flags() -> None:
                          "(0 runs the coordinator).")
     flags.DEFINE_integer("distributed_timeout", distributed.DEFAULT_TIMEOUT, "Seconds every "
                          "process of a multi-process run has to reach the coordinator.")
+
+
+COMPILATION_CACHE_BYTES = 8 << 30  # unless JAX_COMPILATION_CACHE_MAX_SIZE says otherwise
+
+
+def compilation_cache_dir(value: str | None, environ) -> str | None:
+    """The persistent compilation cache's directory for ``--compilation_cache=value`` (None: not
+    given) in the environment ``environ``; None when it is turned off."""
+    if value is not None:
+        return os.path.expanduser(value) or None
+    if environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return environ["JAX_COMPILATION_CACHE_DIR"]
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jaxnas", "compilation")
+
+
+def _define_cache_flag() -> None:
+    """Defines ``--compilation_cache`` (module docstring), once."""
+    if "compilation_cache" not in flags.FLAGS:
+        flags.DEFINE_string(
+            "compilation_cache", None, "Directory where compiled programs are kept, so that a "
+            "resumed or repeated run skips compiling them (default: $JAX_COMPILATION_CACHE_DIR, "
+            "else ~/.cache/jaxnas/compilation); '' turns it off.")
+
+
+def _use_compilation_cache() -> None:
+    """Points JAX's persistent compilation cache at ``--compilation_cache``'s directory."""
+    path = compilation_cache_dir(flags.FLAGS.compilation_cache, os.environ)
+    if path is not None and "://" not in path:  # a local directory (gs://... is made by JAX)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            _fail(f"--compilation_cache={path}: cannot use it as a directory ({e.strerror}); "
+                  "give another directory, or --compilation_cache= to compile without a cache.",
+                  2)
+    jax.config.update("jax_compilation_cache_dir", path)
+    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+        jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)
 
 
 def _start_processes() -> bool:
@@ -159,15 +198,19 @@ def define_config(default: str, help_text: str):
         _fail(_flag_error(e, sys.argv + [f"--config={default}"]), 2)
 
 
-def run(main, multi_process: bool = False):
+def run(main, multi_process: bool = False, compilation_cache: bool = False):
     """``app.run(main)`` with the errors above; ``main(argv)`` is the script's body.
     ``multi_process``: the script can run on several processes, and takes the flags that start
-    them (module docstring)."""
+    them; ``compilation_cache``: it keeps its compiled programs between runs (module docstring)."""
     if multi_process:
         _define_process_flags()
+    if compilation_cache:
+        _define_cache_flag()
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # jaxnas logs progress itself; this hushes orbax
+        if compilation_cache:
+            _use_compilation_cache()
         several = _start_processes() if multi_process else False
         try:
             main(argv)

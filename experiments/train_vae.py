@@ -30,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, multi_process=True)
+    cli.run(main, multi_process=True, compilation_cache=True)

@@ -72,8 +72,9 @@ def tiny_config():
 
 @pytest.fixture
 def run_script(monkeypatch, capsys):
-    """Returns ``run(name, *args, multi_process=False) -> (exit status, stdout, stderr)``:
-    ``python -m experiments.NAME ARGS`` in this process from the repository root, absl's flag
+    """Returns ``run(name, *args, **options) -> (exit status, stdout, stderr)``:
+    ``python -m experiments.NAME ARGS`` in this process from the repository root (``options``:
+    the script's ``cli.run`` options, such as ``multi_process=True``), absl's flag
     parsing and ``experiments.cli``'s error handling included (errors that ``--verbose`` raises
     propagate). Each script defines its absl flags on import, and ``train`` and ``search`` both
     define ``--config``: so the script is imported afresh for each run, and afterwards its flags,
@@ -86,14 +87,14 @@ def run_script(monkeypatch, capsys):
 
     monkeypatch.chdir(REPO)
 
-    def run(name, *args, multi_process=False):
+    def run(name, *args, **options):
         module_name = f"experiments.{name}"
         assert module_name not in sys.modules, f"{module_name} was imported outside run_script"
         before = set(flags.FLAGS)
         monkeypatch.setattr(sys, "argv", [name, *args])
         try:
             module = importlib.import_module(module_name)
-            cli.run(module.main, multi_process=multi_process)
+            cli.run(module.main, **options)
             status = 0
         except SystemExit as exit_:
             status = exit_.code or 0

@@ -1,6 +1,6 @@
 """Depthwise convolutions as dense ones with a block-diagonal kernel (jaxnas.spaces.depthwise):
 values, both gradients and a Hessian-vector product against XLA's native depthwise convolution,
-through plain and switch-friendly convolutions; other convolutions pass through untouched."""
+through XLA's and the canonical convolutions; other convolutions pass through untouched."""
 
 import functools
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxnas.spaces import depthwise, ops, switch_conv
+from jaxnas.spaces import canonical_conv, depthwise, ops
 
 C = 6
 
@@ -24,8 +24,8 @@ def _close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
-@pytest.mark.parametrize("inner", [lax.conv_general_dilated, switch_conv.conv_general_dilated],
-                         ids=["xla", "switch_friendly"])
+@pytest.mark.parametrize("inner", [lax.conv_general_dilated, canonical_conv.conv_general_dilated],
+                         ids=["xla", "canonical"])
 @pytest.mark.parametrize("kernel,stride,padding,dilation", [
     (3, 1, 1, 1),  # sep_conv_3x3
     (5, 2, 2, 1),  # sep_conv_5x5, reduction edge

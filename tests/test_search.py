@@ -3,6 +3,7 @@ parallelism, non-finite losses and config errors. Tiny NB201 supernet on the 8x8
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -259,17 +260,29 @@ def test_amended_s1_config_searches_with_its_auxiliary_tower(tmp_path, cifar10_s
 
 @pytest.mark.slow
 def test_the_search_command_line(tmp_path):
+    def search_command(workdir):
+        # JAX_LOG_COMPILES: JAX logs each compilation and each persistent-cache hit.
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.search",
+             "--config=experiments/configs/quickstart.py", f"--workdir={workdir}",
+             "--config.max_steps=12", "--config.log_every=6", "--config.batch_size=16",
+             "--config.space.C=4", f"--compilation_cache={tmp_path / 'cache'}"],
+            cwd=REPO, capture_output=True, text=True, env={**os.environ, "JAX_LOG_COMPILES": "1"})
+
     workdir = tmp_path / "cli"
-    done = subprocess.run(
-        [sys.executable, "-m", "experiments.search",
-         "--config=experiments/configs/quickstart.py", f"--workdir={workdir}",
-         "--config.max_steps=12", "--config.log_every=6", "--config.batch_size=16",
-         "--config.space.C=4"],
-        cwd=REPO, capture_output=True, text=True)
+    done = search_command(workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "step 12/12" in done.stderr and "genotype: |" in done.stdout
     genotype = json.load(open(workdir / "genotype.json"))
     assert done.stdout.strip().endswith(genotype["arch_str"])
+    # The same command in another workdir loads the search step compiled by the first.
+    assert "Persistent compilation cache hit" not in done.stderr
+    assert any((tmp_path / "cache").iterdir())
+    again = search_command(tmp_path / "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    hits = re.findall(r"Persistent compilation cache hit for '(\w+)'", again.stderr)
+    assert "jit_step" in hits, again.stderr[-3000:]
+    assert json.load(open(tmp_path / "again" / "genotype.json")) == genotype
     refused = subprocess.run(
         [sys.executable, "-m", "experiments.search",
          "--config=experiments/configs/quickstart.py", f"--workdir={workdir}",

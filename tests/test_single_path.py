@@ -1,16 +1,13 @@
-"""Single-path execution (issue: single-path search, section 1): the switch-friendly convolution's
-gradients against native ones, a single-path supernet against the mixed supernet and the
-discrete network, the straight-through edge's gradient by hand, masked weight steps that leave
-the unchosen operations bit-identical, and one compilation for every path."""
-
-import functools
+"""Single-path execution (issue: single-path search, section 1): a single-path supernet against
+the mixed supernet and the discrete network, the straight-through edge's gradient by hand, masked
+weight steps that leave the unchosen operations bit-identical, and one compilation for every
+path. The canonical convolution of its edges is tested in test_canonical_conv.py."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax import lax
 
 from jaxnas.engine.optim import cosine_by_epoch
 from jaxnas.spaces import (DARTS_OPS, NB201_OPS, get_space, inherit_variables, init_variables,
@@ -18,39 +15,8 @@ from jaxnas.spaces import (DARTS_OPS, NB201_OPS, get_space, inherit_variables, i
 from jaxnas.spaces.cells import Edge
 from jaxnas.spaces.paths import path_genotype, path_weights
 from jaxnas.spaces.single_path import op_owners, path_mask
-from jaxnas.spaces.switch_conv import conv_general_dilated
 from jaxnas.strategies import SearchProblem
 from tests.test_spaces import DARTS_GENOTYPE, NB201_GENOTYPE
-
-_NHWC = ("NHWC", "HWIO", "NHWC")
-
-
-@pytest.mark.parametrize("kernel,stride,padding,dilation,groups", [
-    ((3, 3), (1, 1), 1, 1, 1),       # nor_conv_3x3
-    ((1, 1), (2, 2), 0, 1, 1),       # FactorizedReduce
-    ((3, 3), (2, 2), 1, 1, 6),       # sep_conv_3x3, reduction edge (depthwise)
-    ((5, 5), (2, 2), 4, 2, 6),       # dil_conv_5x5, reduction edge
-    ((1, 7), (1, 2), (0, 3), 1, 1),  # conv_7x1_1x7's first half
-    ((3, 3), (2, 2), 1, 1, 1),       # odd size with stride 2: unused trailing rows
-])
-def test_switch_conv_gradients_equal_native(kernel, stride, padding, dilation, groups):
-    pads = (padding, padding) if isinstance(padding, int) else padding
-    pads = tuple((p, p) for p in pads)
-    C = 6
-    x = jax.random.normal(jax.random.PRNGKey(0), (3, 9, 10, C))
-    w = jax.random.normal(jax.random.PRNGKey(1), (*kernel, C // groups, C))
-
-    def conv(fn, x, w):
-        return fn(x, w, stride, pads, rhs_dilation=(dilation, dilation),
-                  dimension_numbers=lax.conv_dimension_numbers(x.shape, w.shape, _NHWC),
-                  feature_group_count=groups)
-
-    y_ref, vjp_ref = jax.vjp(functools.partial(conv, lax.conv_general_dilated), x, w)
-    y, vjp = jax.vjp(functools.partial(conv, conv_general_dilated), x, w)
-    dy = jax.random.normal(jax.random.PRNGKey(2), y.shape)
-    np.testing.assert_array_equal(y, y_ref)
-    for got, want in zip(vjp(dy), vjp_ref(dy)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +50,25 @@ def test_nb201_single_path_is_the_mixed_supernet_and_the_discrete_network(nb201_
     assert path_genotype(space, codes) == NB201_GENOTYPE
     other = {"cell": jnp.full((6,), NB201_OPS.index("skip_connect"), jnp.int32)}
     assert not np.allclose(logits(net, variables, other), by_code, atol=1e-3)
+
+
+def test_nb201_single_path_hessian_vector_product_is_the_mixed_supernets(nb201_single):
+    # Forward over reverse through the edges' lax.switch (the canonical convolution's JVP).
+    space, net, x, codes, variables = nb201_single
+    one_hot = path_weights(space, codes)
+    params, rest = variables["params"], {"batch_stats": variables["batch_stats"]}
+    keys = iter(jax.random.split(jax.random.PRNGKey(3), len(jax.tree.leaves(params))))
+    v = jax.tree.map(lambda p: jax.random.normal(next(keys), p.shape), params)
+
+    def hvp(module, weights):
+        loss = lambda p: jnp.sum(jnp.tanh(module.apply({"params": p, **rest}, x, weights)) ** 2)
+        return jax.jit(lambda p: jax.jvp(jax.grad(loss), (p,), (v,))[1])(params)
+
+    got, want = hvp(net, codes), hvp(space.supernet(5), one_hot)
+    scale = max(float(jnp.abs(w).max()) for w in jax.tree.leaves(want))
+    assert scale > 0
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_darts_single_path_is_the_discrete_network():

@@ -206,3 +206,26 @@ def test_the_command_line_errors_for_the_config_file_and_verbose(command_line, t
             command_line("--config=experiments/configs/quickstart.py", "--workdir=", *extra)
         for name in env or {}:
             monkeypatch.delenv(name)
+
+
+def test_the_compilation_cache_directory():
+    from experiments.cli import compilation_cache_dir
+
+    home = os.path.expanduser("~")
+    assert compilation_cache_dir(None, {}) == os.path.join(home, ".cache", "jaxnas", "compilation")
+    assert compilation_cache_dir(None, {"XDG_CACHE_HOME": "/x"}) == "/x/jaxnas/compilation"
+    jax_dir = {"JAX_COMPILATION_CACHE_DIR": "/j", "XDG_CACHE_HOME": "/x"}
+    assert compilation_cache_dir(None, jax_dir) == "/j"
+    assert compilation_cache_dir("~/c", jax_dir) == os.path.join(home, "c")
+    assert compilation_cache_dir("", jax_dir) is None
+
+
+def test_a_compilation_cache_that_is_not_a_directory_is_refused(run_script, tmp_path):
+    cache = tmp_path / "cache"
+    cache.write_text("not a directory")
+    status, _, stderr = run_script(
+        "search", "--config=experiments/configs/quickstart.py", f"--workdir={tmp_path / 'run'}",
+        f"--compilation_cache={cache}", compilation_cache=True)
+    assert status == 2 and "Traceback" not in stderr
+    assert f"--compilation_cache={cache}: cannot use it as a directory" in stderr
+    assert not (tmp_path / "run").exists() and cache.read_text() == "not a directory"

@@ -22,6 +22,7 @@ def get_config():
     c.space.name = "nb201"
     c.space.C = 16
     c.space.N = 5
+    c.space.scan = False  # each stage's cells as one lax.scan (compiles faster; BENCHMARKS.md)
     c.optim_w.update(weight_decay=5e-4, nesterov=True)
     c.strategy.name = "darts"
     c.strategy.alpha_first = False  # DARTS-V1 of NAS-Bench-201: weights, then architecture

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.spaces.fusion import derivative_barrier
-from jaxnas.spaces.ops import batch_norm, make_op, switch_friendly_convs
+from jaxnas.spaces.ops import batch_norm, make_op, canonical_convs
 
 EdgeSpec = tuple[int, int, tuple[str, ...]]  # (src, dst, candidate operations)
 
@@ -86,7 +86,7 @@ class Edge(nn.Module):
 
         def branch(name):
             def run(module, x):
-                with switch_friendly_convs():
+                with canonical_convs():
                     return module._op(name, x, train, drop_path_rate)
             return run
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnas.spaces import depthwise, switch_conv
+from jaxnas.spaces import canonical_conv, depthwise
 
 
 def torch_kernel_bound(shape: Sequence[int]) -> float:
@@ -65,24 +65,25 @@ def batch_norm(train: bool, affine: bool, name: str | None = None) -> nn.BatchNo
     )
 
 
-_SWITCH_FRIENDLY = contextvars.ContextVar("switch_friendly_convs", default=False)
+_CANONICAL = contextvars.ContextVar("canonical_convs", default=False)
 
 
 @contextlib.contextmanager
-def switch_friendly_convs():
-    """Inside this context ``conv`` builds convolutions whose gradients run fast inside a
-    ``lax.switch`` (``jaxnas.spaces.switch_conv``): for the operations of a single-path edge."""
-    token = _SWITCH_FRIENDLY.set(True)
+def canonical_convs():
+    """Inside this context ``conv`` builds convolutions whose derivatives run fast inside a
+    ``lax.switch`` or a ``lax.scan`` (``jaxnas.spaces.canonical_conv``): for the operations of a
+    single-path edge and the cells of a scanned stage."""
+    token = _CANONICAL.set(True)
     try:
         yield
     finally:
-        _SWITCH_FRIENDLY.reset(token)
+        _CANONICAL.reset(token)
 
 
 def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilation=1, groups=1,
          name: str | None = None) -> nn.Conv:
-    """A bias-free convolution with explicit symmetric padding, switch-friendly inside
-    ``switch_friendly_convs``; depthwise ones (``groups`` equal to the channel count) run as
+    """A bias-free convolution with explicit symmetric padding, canonical inside
+    ``canonical_convs``; depthwise ones (``groups`` equal to the channel count) run as
     dense ones on CPU (``jaxnas.spaces.depthwise``)."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
@@ -103,7 +104,7 @@ def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilati
 
 def _conv_implementation(groups: int):
     """The ``conv_general_dilated`` for ``conv``."""
-    implementation = (switch_conv.conv_general_dilated if _SWITCH_FRIENDLY.get()
+    implementation = (canonical_conv.conv_general_dilated if _CANONICAL.get()
                       else lax.conv_general_dilated)
     if groups > 1 and depthwise.dense_is_faster():
         return depthwise.as_dense(implementation)

@@ -8,15 +8,16 @@ them (``{name: ...}`` per cell), so parameter paths, checkpoints and weight inhe
 change: they are stacked when the network is applied, and updated batch statistics are written
 back under each cell's name.
 
-On XLA's CPU backend a scanned stage compiles faster but its gradient runs far slower: XLA:CPU
-leaves the gradient's convolutions inside a loop body in their transposed dimension orders,
-compiled as generic loops instead of its fast convolution (``BENCHMARKS.md``: NB201 C=16, N=5,
-batch 64, 1.5x faster to compile, 20x slower to run). It is meant for accelerators.
+XLA's CPU backend compiles a gradient's convolutions inside a loop body as generic loop nests,
+so the cells' convolutions are ``jaxnas.spaces.canonical_conv``'s, whose derivatives are forward
+convolutions (``BENCHMARKS.md`` has what a scanned stage costs and saves on CPU).
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxnas.spaces.ops import canonical_convs
 
 
 def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *args,
@@ -37,9 +38,10 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
     update = train and parent.is_mutable_collection("batch_stats")
 
     def body(x, cell_variables):
-        if not update:
-            return cell.apply(cell_variables, x, *args, train), None
-        y, state = cell.apply(cell_variables, x, *args, train, mutable=["batch_stats"])
+        with canonical_convs():
+            if not update:
+                return cell.apply(cell_variables, x, *args, train), None
+            y, state = cell.apply(cell_variables, x, *args, train, mutable=["batch_stats"])
         return y, state["batch_stats"]
 
     x, stats = jax.lax.scan(jax.checkpoint(body) if remat else body, x, variables)

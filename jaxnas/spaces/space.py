@@ -6,10 +6,8 @@ of a genotype from those weights, and the discrete network of a genotype.
 
 import dataclasses
 
-import jax
 import numpy as np
 
-from jaxnas.log import logger
 from jaxnas.spaces import darts, nb201
 from jaxnas.spaces.genotypes import (DARTS_EDGES, NB201_EDGES, DartsGenotype, NB201Genotype,
                                      derive_darts_cell, derive_nb201)
@@ -54,10 +52,6 @@ class NB201Space:
         if drop_path:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
-        if self.scan and jax.default_backend() == "cpu":
-            logger.warning("space.scan on the CPU backend: the scanned cells' gradients run "
-                           "about 20x slower there than unrolled ones (BENCHMARKS.md); scan "
-                           "is meant for accelerators.")
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
                                     single_path=single_path, remat=self.remat, scan=self.scan)
 
