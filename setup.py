@@ -26,6 +26,7 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.8",
         "tensorboardX>=2.6",
+        "filelock>=3.0",  # the size limit of JAX's compilation cache (experiments/cli.py)
     ],
     # bench: the PyTorch reference of experiments/bench_vs_torch.py (on a CPU-only machine,
     # install torch's CPU build first: plain `torch` may pull a CUDA build of several GB).
