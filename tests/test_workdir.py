@@ -1,8 +1,9 @@
 """What a run does with its workdir when things go wrong (issue: hardening): damaged
 checkpoints are detected and set aside, a NaN run saves only finite states and names the first
 bad step, a resume may change the fields it is allowed to, a refused start writes nothing, one
-run owns a workdir at a time, a torn metrics line is repaired, and the command line reports
-errors without tracebacks."""
+run owns a workdir at a time, a torn metrics line is repaired, the command line reports
+errors without tracebacks, and it finds the compilation cache's directory (its use end to end is
+test_search.py::test_the_search_command_line)."""
 
 import json
 import os

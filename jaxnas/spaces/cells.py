@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.spaces.fusion import derivative_barrier
-from jaxnas.spaces.ops import batch_norm, make_op, canonical_convs
+from jaxnas.spaces.ops import batch_norm, canonical_convs, make_op
 
 EdgeSpec = tuple[int, int, tuple[str, ...]]  # (src, dst, candidate operations)
 
