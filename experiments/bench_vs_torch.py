@@ -15,9 +15,13 @@ with T = 1 and K = 2). jaxnas runs its real jitted step (``make_step`` of the st
 (uint8 images; the PyTorch side normalizes them the same way). Both sides are warmed up
 (``--warmup`` steps; jaxnas's first includes compilation, reported), then timed in turns, one
 step each per round, for ``--rounds`` rounds; the table gives medians and the ratio PyTorch /
-jaxnas (above 1: jaxnas is faster). PyTorch uses ``--threads`` threads (default: every core,
-as XLA does). The peak resident memory of the process after each row is reported (it only grows,
-so it bounds both sides' together).
+jaxnas (above 1: jaxnas is faster). PyTorch runs where JAX does
+(``--torch_device=auto``: on the GPU when JAX's default backend is one, with
+``cudnn.benchmark`` as DARTS's code sets it; else on the CPU with ``--threads`` threads, default
+every core, as XLA does); each PyTorch step is synchronized before its clock stops, as
+``block_until_ready`` does for jaxnas's. The peak resident memory of the process after each row
+is reported (it only grows, so it bounds both sides' together), and on a GPU each side's peak
+device memory.
 """
 
 import platform
@@ -50,6 +54,8 @@ _METHOD = flags.DEFINE_list("method", ["all"], f"Methods: all or some of {list(M
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side first.")
 _THREADS = flags.DEFINE_integer("threads", 0, "PyTorch threads (0: every core).")
+_TORCH_DEVICE = flags.DEFINE_enum("torch_device", "auto", ["auto", "cpu", "cuda"],
+                                  "PyTorch's device (auto: cuda when JAX runs on a GPU).")
 
 
 def jax_step(method, batches):
@@ -70,8 +76,9 @@ def jax_step(method, batches):
     return make_step(strategy, problem, per_step, mesh), jax.device_put(state, replicated(mesh))
 
 
-def torch_step(method, batches):
-    """``step()`` of the PyTorch reference for ``method`` on the same batches."""
+def torch_step(method, batches, device):
+    """``step()`` of the PyTorch reference for ``method`` on the same batches, on ``device``;
+    it returns when the step's work is done."""
     import torch
 
     from experiments.torch_reference import Search
@@ -79,16 +86,44 @@ def torch_step(method, batches):
     def tensors(batch):
         x = torch.tensor(batch["image"][0], dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
         x = (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
-        return x.contiguous(), torch.tensor(batch["label"][0], dtype=torch.long)
+        return (x.contiguous().to(device),
+                torch.tensor(batch["label"][0], dtype=torch.long).to(device))
 
-    search = Search(bench_common.SPACE.value, bench_common.C.value, bench_common.CELLS.value, LR)
+    search = Search(bench_common.SPACE.value, bench_common.C.value, bench_common.CELLS.value, LR,
+                    device=device)
     step = getattr(search, METHODS[method][2])
     train, val = tensors(batches["train"]), tensors(batches["val"])
-    return lambda: step(train, val)
+    synchronize = torch.cuda.synchronize if device == "cuda" else lambda: None
+
+    def run():
+        step(train, val)
+        synchronize()
+
+    return run
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _torch_device() -> str:
+    """``--torch_device``, auto resolved: cuda when JAX runs on a GPU and PyTorch sees one."""
+    import torch
+
+    if _TORCH_DEVICE.value != "auto":
+        if _TORCH_DEVICE.value == "cuda" and not torch.cuda.is_available():
+            raise app.UsageError("--torch_device=cuda, but PyTorch sees no CUDA device; install "
+                                 "a CUDA build of torch or use --torch_device=cpu.")
+        return _TORCH_DEVICE.value
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
+def _peak_memory_mb(device: str) -> str:
+    """The process's peak resident memory, and on a GPU each side's peak device memory (MB)."""
+    rss = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+    if device != "cuda":
+        return rss
+    import torch
+
+    jax_peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0)
+    return (f"{rss}; GPU jaxnas {jax_peak / 2**20:.0f}, "
+            f"PyTorch {torch.cuda.max_memory_allocated() / 2**20:.0f}")
 
 
 def main(argv):
@@ -99,7 +134,9 @@ def main(argv):
         raise app.UsageError(f"Unknown --method {unknown}; use all or some of {list(METHODS)}.")
     import torch
 
+    device = _torch_device()
     torch.set_num_threads(_THREADS.value or torch.get_num_threads())
+    torch.backends.cudnn.benchmark = True  # as DARTS's train_search.py sets it
     rng = np.random.default_rng(0)
     size, batch = bench_common.IMAGE.value, bench_common.BATCH.value
     batches = {k: {"image": rng.integers(0, 255, (1, batch, size, size, 3), dtype=np.uint8),
@@ -113,7 +150,7 @@ def main(argv):
         compile_s = time.perf_counter() - start
         for _ in range(_WARMUP.value - 1):
             state = jax.block_until_ready(step(state, batches)[0])
-        reference = torch_step(method, batches)
+        reference = torch_step(method, batches, device)
         for _ in range(_WARMUP.value):
             reference()
         times = {"jaxnas": [], "torch": []}
@@ -125,20 +162,25 @@ def main(argv):
             reference()
             times["torch"].append(time.perf_counter() - t0)
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-        rows.append((method, ms["torch"], ms["jaxnas"], compile_s, _peak_rss_mb()))
-        print(f"done {method}: torch {ms['torch']:.0f} ms, jaxnas {ms['jaxnas']:.0f} ms",
-              flush=True)
+        rows.append((method, ms["torch"], ms["jaxnas"], compile_s, _peak_memory_mb(device)))
+        print(f"done {method}: torch {ms['torch']:.1f} ms, jaxnas {ms['jaxnas']:.1f} ms, "
+              f"compile {compile_s:.1f} s, memory {rows[-1][-1]}", flush=True)
     print(f"\n{bench_common.SPACE.value} C={bench_common.C.value} cells="
           f"{bench_common.CELLS.value} batch={batch}, "
           f"{_ROUNDS.value} rounds after {_WARMUP.value} warm-up steps, "
           f"{platform.processor() or platform.machine()}, jax {jax.__version__} on "
-          f"{jax.devices()[0].platform}, torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads\n")
+          f"{jax.devices()[0].device_kind}, torch {torch.__version__} on {device}"
+          f"{'' if device == 'cuda' else f' with {torch.get_num_threads()} threads'}\n")
     print(markdown_table(
         ["method", "PyTorch ms", "jaxnas ms", "speed (PyTorch / jaxnas)",
-         "jaxnas compile + first step (s)", "peak RSS so far (MB)"],
-        [[method, f"{t_ms:.0f}", f"{j_ms:.0f}", f"{t_ms / j_ms:.2f}x", f"{compile_s:.1f}",
-          f"{rss:.0f}"] for method, t_ms, j_ms, compile_s, rss in rows]))
+         "jaxnas compile + first step (s)",
+         "peak RSS so far (MB)" + ("; peak GPU memory so far" if device == "cuda" else "")],
+        [[method, _ms(t_ms), _ms(j_ms), f"{t_ms / j_ms:.2f}x", f"{compile_s:.1f}", memory]
+         for method, t_ms, j_ms, compile_s, memory in rows]))
+
+
+def _ms(milliseconds: float) -> str:
+    return f"{milliseconds:.1f}" if milliseconds < 100 else f"{milliseconds:.0f}"
 
 
 if __name__ == "__main__":

@@ -182,15 +182,17 @@ class DartsSupernet(nn.Module):
 
 class Search:
     """A supernet, its alphas (NB201: one [6, 5]; DARTS: normal and reduce [14, 8]) and both
-    optimizers; the methods below are search steps on a train and a val batch."""
+    optimizers, on ``device``; the methods below are search steps on a train and a val batch
+    (on the same device)."""
 
-    def __init__(self, space, c, cells, lr=0.025, seed=0):
+    def __init__(self, space, c, cells, lr=0.025, seed=0, device="cpu"):
         torch.manual_seed(seed)
         if space == "nb201":
-            self.net, shapes = NB201Supernet(c, cells), [(len(EDGES), len(OPS))]
+            net, shapes = NB201Supernet(c, cells), [(len(EDGES), len(OPS))]
         else:
-            self.net, shapes = DartsSupernet(c, cells), [(14, len(DARTS_OPS))] * 2
-        self.alphas = [(1e-3 * torch.randn(shape)).requires_grad_() for shape in shapes]
+            net, shapes = DartsSupernet(c, cells), [(14, len(DARTS_OPS))] * 2
+        self.net = net.to(device)
+        self.alphas = [(1e-3 * torch.randn(shape)).to(device).requires_grad_() for shape in shapes]
         self.names, self.weights = map(list, zip(*self.net.named_parameters()))
         self.lr = lr
         self.w_opt = torch.optim.SGD(self.weights, lr, momentum=0.9, nesterov=True,

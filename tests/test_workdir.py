@@ -12,13 +12,14 @@ import re
 import shutil
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
 from jaxnas.engine import search
 from jaxnas.engine.checkpoints import DIGESTS, Checkpoints, nonfinite_leaves
-from jaxnas.engine.workdir import WorkdirBusyError, locked
+from jaxnas.engine.workdir import WorkdirBusyError, claim_workdir, locked
 
 
 
@@ -103,6 +104,21 @@ def test_resuming_with_an_allowed_change_records_it(tmp_path, tiny_config):
     assert saved["history"][0]["changed"] == {"optim_w.lr": [0.025, 0.01]}
     # The recorded config is the one a plain rerun must now match.
     assert search(tiny_config(max_steps=10, **{"optim_w.lr": 0.01}), workdir).steps == 10
+
+
+def test_how_the_step_compiles_may_change_on_resume(tmp_path):
+    # space.scan and space.remat change how the step is compiled, not what it computes: a run
+    # saved with scan=False (the default before it became None) resumes with any of them.
+    saved = ml_collections.ConfigDict({"space": {"name": "nb201", "C": 4, "scan": False,
+                                                 "remat": False}})
+    claim_workdir(str(tmp_path), saved)
+    for scan, remat in ((None, False), (True, True)):
+        claim_workdir(str(tmp_path), ml_collections.ConfigDict(
+            {"space": {"name": "nb201", "C": 4, "scan": scan, "remat": remat}}))
+    assert json.load(open(tmp_path / "config.json"))["space"]["scan"] is False
+    with pytest.raises(ValueError, match="space.C cannot change in a run"):
+        claim_workdir(str(tmp_path), ml_collections.ConfigDict(
+            {"space": {"name": "nb201", "C": 8, "scan": False, "remat": False}}))
 
 
 @pytest.mark.parametrize("override,match", [

@@ -3,7 +3,7 @@ config recorded.
 
 A workdir belongs to one run. Its config is saved as ``config.json`` on the first run; a later
 run with a different config is refused, except for the ``RUN_CONTROL`` fields (what is logged,
-how far the run goes) and the fields the user allows to change on resume
+how far the run goes, how the step is compiled) and the fields the user allows to change on resume
 (``allow_changes``, e.g. ``optim_w.lr`` after a NaN), which are recorded in the config's
 ``history``. Fields that would make the checkpoints meaningless (``FROZEN``) never change.
 """
@@ -21,7 +21,8 @@ from jaxnas.log import logger
 
 RUN_CONTROL = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                "eigenvalue_every", "eigenvalue_iters", "nb201_table", "data_dir",
-               "eval_every", "data_threads")
+               "eval_every", "data_threads",
+               "space.scan", "space.remat")  # the same values, up to float rounding
 FROZEN = ("space", "strategy", "dataset", "seed", "batch_size", "train_portion",
           "optim_alpha.name", "num_classes", "imagenet_stem", "data_pipeline")
 # The values that mean "off" for a field a saved config lacks ("memory": config.data_pipeline's).
@@ -116,7 +117,7 @@ def _flat(config: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
-        if not prefix and (key in RUN_CONTROL or key == "history"):
+        if name in RUN_CONTROL or name == "history":
             continue
         if isinstance(value, dict):
             out.update(_flat(value, f"{name}."))

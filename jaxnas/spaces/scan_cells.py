@@ -15,9 +15,9 @@ convolutions (``BENCHMARKS.md`` has what a scanned stage costs and saves on CPU)
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxnas.spaces.ops import canonical_convs
+from jaxnas.trees import tree_index, tree_stack
 
 
 def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *args,
@@ -33,7 +33,7 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
         for name in names:
             x = cell.clone(name=name, parent=parent)(x, *args, train)
         return x
-    variables = {col: _stack([tree[name] for name in names])
+    variables = {col: tree_stack([tree[name] for name in names])
                  for col, tree in parent.variables.items() if names[0] in tree}
     update = train and parent.is_mutable_collection("batch_stats")
 
@@ -47,10 +47,5 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
     x, stats = jax.lax.scan(jax.checkpoint(body) if remat else body, x, variables)
     if update:
         for i, name in enumerate(names):
-            parent.put_variable("batch_stats", name, jax.tree.map(lambda s: s[i], stats))
+            parent.put_variable("batch_stats", name, tree_index(stats, i))
     return x
-
-
-def _stack(trees):
-    """Pytrees of one structure -> one pytree whose leaves are stacked along a new axis 0."""
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)

@@ -6,6 +6,7 @@ of a genotype from those weights, and the discrete network of a genotype.
 
 import dataclasses
 
+import jax
 import numpy as np
 
 from jaxnas.spaces import darts, nb201
@@ -24,14 +25,16 @@ class NB201Space:
     a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
     ``remat`` recomputes each supernet cell's activations in the backward pass (less memory,
     more compute); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the
-    same parameters and values)."""
+    same parameters and values); None: on a GPU or TPU, where it compiles in half the time at
+    the same step time, and not on a CPU, where a scanned second-order step runs slower
+    (``BENCHMARKS.md``)."""
 
     C: int = 16
     N: int = 5
     ops: tuple[str, ...] = NB201_OPS
     node_bn: bool = False
     remat: bool = False
-    scan: bool = False
+    scan: bool | None = None
 
     name = "nb201"
 
@@ -53,7 +56,8 @@ class NB201Space:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
-                                    single_path=single_path, remat=self.remat, scan=self.scan)
+                                    single_path=single_path, remat=self.remat,
+                                    scan=scan_by_default() if self.scan is None else self.scan)
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key of the supernet's top-level module ``module`` when it is a cell
@@ -192,6 +196,11 @@ def get_space(name: str, **options):
     if "ops" in options:
         options["ops"] = tuple(options["ops"])
     return SPACES[name](**options)
+
+
+def scan_by_default() -> bool:
+    """Whether an NB201 space with ``scan=None`` scans its stages: on any backend but the CPU."""
+    return jax.default_backend() != "cpu"
 
 
 def _frozen_edge_ops(edge_ops, num_edges: int) -> tuple:

@@ -62,6 +62,7 @@ from jaxnas.strategies.exploration import (archive_log_density, exploration_sche
                                            latent_archive, remember)
 from jaxnas.strategies.options import check_choice, check_integer, update_rule
 from jaxnas.strategies.single_path import SinglePathSearch
+from jaxnas.trees import tree_index, tree_stack
 from jaxnas.vae.codecs import codec_for
 from jaxnas.vae.depth import chain_depth, depth_loss
 from jaxnas.vae.gpnd import dag_point, decoder_map, gpnd_terms
@@ -222,11 +223,10 @@ class E2NASSearch(SinglePathSearch):
     def _stack(self, tree: dict):
         """``{key: pytree}`` -> one pytree with a leading cell-type axis (``cell_keys`` order):
         the cell types share one traced program under ``vmap``."""
-        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *(tree[k] for k in self.cell_keys))
+        return tree_stack([tree[k] for k in self.cell_keys])
 
     def _unstack(self, stacked) -> dict:
-        return {k: jax.tree.map(lambda leaf, i=i: leaf[i], stacked)
-                for i, k in enumerate(self.cell_keys)}
+        return {k: tree_index(stacked, i) for i, k in enumerate(self.cell_keys)}
 
     def _depth_loss(self, vae_params, latents, key) -> jax.Array:
         """zeta L_depth (Eq. 4.14) of the latents [C, n], summed over the cell types, float []."""

@@ -38,6 +38,7 @@ from jaxnas.strategies.gdas import gdas
 from jaxnas.strategies.options import check_choice, check_integer
 from jaxnas.strategies.randomnas import randomnas
 from jaxnas.strategies.single_path import SinglePathSearch
+from jaxnas.trees import tree_stack
 
 VARIANTS = ("nsas", "nsas_g", "nsas_lg", "rg", "low", "low_r")
 
@@ -160,7 +161,7 @@ class NSASSearch(SinglePathSearch):
             return [previous] + randoms[1:]
         head = rows[:self.size - 1] if self.variant == "nsas_g" else \
             [previous] + rows[:self.size - 2]
-        stacked = novelty.Archive(jax.tree.map(lambda *r: jnp.stack(r), *head),
+        stacked = novelty.Archive(tree_stack(head),
                                   jnp.int32(len(head)))
         return head + [novelty.complement(path, stacked, randoms[0], self._cells)]
 

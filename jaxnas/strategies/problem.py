@@ -15,6 +15,7 @@ import optax
 
 from jaxnas.data.augment import preprocess
 from jaxnas.spaces import single_path
+from jaxnas.trees import tree_stack
 
 
 class WeightStep(NamedTuple):
@@ -158,8 +159,7 @@ class SearchProblem:
 
         (total, batch_stats), accs = jax.lax.scan(
             term, (jnp.zeros((), dtype), batch_stats),
-            (jnp.asarray(coefficients, dtype), jax.tree.map(lambda *w: jnp.stack(w),
-                                                             *arch_weights)))
+            (jnp.asarray(coefficients, dtype), tree_stack(arch_weights)))
         return total, (batch_stats, accs[0])
 
     def weight_step(self, params, batch_stats, opt_w, arch_weights, x, y,
