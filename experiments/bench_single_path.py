@@ -9,8 +9,9 @@ Rows (each jitted once; all compiled before timing):
   (the weight half of a DARTS first-order step), the reference of the ratios;
 - ``single-path weight step``: the same on the single-path supernet, a fresh uniformly sampled
   path every round, with the masked update;
-- ``single-path, native conv gradients``: the same with XLA's own convolution gradients inside
-  the edges' ``lax.switch`` (what ``jaxnas.spaces.canonical_conv`` replaces; slow on XLA:CPU);
+- ``single-path with native conv gradients``: the same with XLA's own convolution gradients
+  inside the edges' ``lax.switch`` (what ``jaxnas.spaces.canonical_conv`` replaces; slow on
+  XLA:CPU);
 - ``randomnas step``, ``gdas step``: the strategies' whole jitted search steps
   (``engine.search_loop.make_step``).
 
@@ -107,7 +108,7 @@ def _search_step_row(space, strategy_name, batch):
 ROWS = {
     "darts weight step": lambda space, b: _weight_step_row(space, False, b),
     "single-path weight step": lambda space, b: _weight_step_row(space, True, b),
-    "single-path, native conv gradients": lambda space, b: _weight_step_row(space, True, b,
+    "single-path with native conv gradients": lambda space, b: _weight_step_row(space, True, b,
                                                                             native=True),
     "randomnas step": lambda space, b: _search_step_row(space, "randomnas", b),
     "gdas step": lambda space, b: _search_step_row(space, "gdas", b),
@@ -121,6 +122,9 @@ def main(argv):
     key = jax.random.PRNGKey(1)
     batch = (jax.random.normal(key, (size, side, side, 3)),
              jax.random.randint(key, (size,), 0, 10))
+    unknown = sorted(set(_ROWS.value) - set(ROWS))
+    if unknown:
+        raise app.UsageError(f"Unknown --rows {unknown}; the rows are {list(ROWS)}.")
     names = [n for n in ROWS if not _ROWS.value or n in _ROWS.value]
     calls, compile_s = {}, {}
     for name in names:
