@@ -108,8 +108,8 @@ def _search_step_row(space, strategy_name, batch):
 ROWS = {
     "darts weight step": lambda space, b: _weight_step_row(space, False, b),
     "single-path weight step": lambda space, b: _weight_step_row(space, True, b),
-    "single-path with native conv gradients": lambda space, b: _weight_step_row(space, True, b,
-                                                                            native=True),
+    "single-path with native conv gradients":
+        lambda space, b: _weight_step_row(space, True, b, native=True),
     "randomnas step": lambda space, b: _search_step_row(space, "randomnas", b),
     "gdas step": lambda space, b: _search_step_row(space, "gdas", b),
 }

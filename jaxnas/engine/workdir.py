@@ -3,8 +3,8 @@ config recorded.
 
 A workdir belongs to one run. Its config is saved as ``config.json`` on the first run; a later
 run with a different config is refused, except for the ``RUN_CONTROL`` fields (what is logged,
-how far the run goes, how the step is compiled) and the fields the user allows to change on resume
-(``allow_changes``, e.g. ``optim_w.lr`` after a NaN), which are recorded in the config's
+how far the run goes, how the step is compiled) and the fields the user allows to change on
+resume (``allow_changes``, e.g. ``optim_w.lr`` after a NaN), which are recorded in the config's
 ``history``. Fields that would make the checkpoints meaningless (``FROZEN``) never change.
 """
 

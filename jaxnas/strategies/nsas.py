@@ -161,8 +161,7 @@ class NSASSearch(SinglePathSearch):
             return [previous] + randoms[1:]
         head = rows[:self.size - 1] if self.variant == "nsas_g" else \
             [previous] + rows[:self.size - 2]
-        stacked = novelty.Archive(tree_stack(head),
-                                  jnp.int32(len(head)))
+        stacked = novelty.Archive(tree_stack(head), jnp.int32(len(head)))
         return head + [novelty.complement(path, stacked, randoms[0], self._cells)]
 
 
