@@ -46,6 +46,25 @@ def test_dense_rewrite_equals_native_depthwise(inner, kernel, stride, padding, d
         _close(got, want)
 
 
+@pytest.mark.parametrize("channels", [32, 64])
+def test_dense_rewrite_compiled_at_the_supernets_widths(channels):
+    # Compiled, at the DARTS supernet's wider stages. XLA:CPU (jaxlib 0.10.2) miscompiles this
+    # kernel gradient at 32 channels or more when the cotangent is a constant known at compile
+    # time (jnp.ones_like inside the jitted function: the gradient of a plain sum); a supernet's
+    # cotangents are computed values, the form checked here.
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, channels))
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 1, channels))
+    dy = jax.random.normal(jax.random.PRNGKey(2), x.shape)
+
+    def gradients(fn):
+        conv = functools.partial(_conv, fn, 1, 1, 1, channels)
+        return jax.jit(lambda x, w, dy: jax.vjp(conv, x, w)[1](dy))(x, w, dy)
+
+    for got, want in zip(gradients(depthwise.as_dense(lax.conv_general_dilated)),
+                         gradients(lax.conv_general_dilated)):
+        _close(got, want)
+
+
 def test_dense_rewrite_hessian_vector_product_equals_native():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, C))
     w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 1, C))
