@@ -18,6 +18,7 @@ from absl import app, flags
 
 from experiments.bench_common import supernet_problem
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
+from jaxnas.trees import tree_index
 
 _STEPS = flags.DEFINE_integer("steps", 2, "Weight steps per call (T).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per form (after one warm-up).")
@@ -43,7 +44,7 @@ def main(argv):
     def unrolled(w, opt, batches):
         carry = (w, opt)
         for t in range(_STEPS.value):
-            carry, _ = one(carry, jax.tree.map(lambda x: x[t], batches))
+            carry, _ = one(carry, tree_index(batches, t))
         return carry
 
     print(f"{label}; {_STEPS.value} weight steps; {jax.devices()[0].device_kind}")

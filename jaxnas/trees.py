@@ -1,5 +1,5 @@
-"""Pytree helpers shared by the spaces and the strategies: stacking pytrees of one structure
-along a new leading axis (for ``lax.scan`` and ``vmap`` over them) and slicing them back."""
+"""Pytree helpers shared across jaxnas: stacking pytrees of one structure along a new leading
+axis (for ``lax.scan`` and ``vmap`` over them) and indexing every leaf along that axis."""
 
 import jax
 import jax.numpy as jnp
@@ -11,5 +11,6 @@ def tree_stack(trees):
 
 
 def tree_index(tree, i):
-    """Slice ``i`` along axis 0 of every leaf of ``tree`` (the ``i``-th of ``tree_stack``'s)."""
+    """``leaf[i]`` for every leaf of ``tree``: an integer picks one entry along axis 0 (the
+    ``i``-th of ``tree_stack``'s trees), an index array or slice several."""
     return jax.tree.map(lambda leaf: leaf[i], tree)

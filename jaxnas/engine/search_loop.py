@@ -40,6 +40,7 @@ from jaxnas.spaces import get_space, init_variables, load_genotype, save_genotyp
 from jaxnas.spaces.paths import path_genotype
 from jaxnas.strategies import SearchProblem, SearchState, get_strategy
 from jaxnas.strategies.shrinking import single_op_genotype
+from jaxnas.trees import tree_index
 
 # Config fields added after the first searches were saved, with the value that means "off".
 ADDED_FIELDS = {"epoch_steps": 0, "stages": {}, "data_pipeline": "memory", "image_size": 0,
@@ -306,7 +307,7 @@ def make_eigenvalue(strategy, problem, config):
 
     @jax.jit
     def eigenvalue(state, val):
-        loss, alpha = strategy.hessian_target(state, jax.tree.map(lambda x: x[0], val), problem)
+        loss, alpha = strategy.hessian_target(state, tree_index(val, 0), problem)
         value, _, _ = hg.top_hessian_eigenvalue(loss, alpha,
                                                 key=jax.random.fold_in(state.rng, state.step),
                                                 iters=config.eigenvalue_iters)

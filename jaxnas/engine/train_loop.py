@@ -45,6 +45,7 @@ from jaxnas.spaces import (genotype_from_dict, get_space, init_variables, load_g
                            save_genotype)
 from jaxnas.spaces.flops import module_cost
 from jaxnas.strategies.problem import accuracy
+from jaxnas.trees import tree_index
 
 _ADVICE = ("Lower the learning rate and resume from the last good checkpoint with "
            "--allow_config_change=optim_w.lr (and the new value), or check the data.")
@@ -349,7 +350,7 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
     try:
         for step in range(start, total):
             batch = to_global(next(batches)["train"], mesh, batch_axis=1)
-            state, metrics = step_fn(state, jax.tree.map(lambda x: x[0], batch))
+            state, metrics = step_fn(state, tree_index(batch, 0))
             done = step + 1
             if done % config.log_every == 0 or done == total:
                 check_finite(state, checkpoints, _ADVICE)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.rl._checks import check_integer
+from jaxnas.trees import tree_index
 
 
 class Transition(NamedTuple):
@@ -82,4 +83,4 @@ def sample(key, replay: Replay, batch_size: int, newest=None) -> Any:
     window = replay.size if newest is None else jnp.minimum(replay.size, newest)
     back = jax.random.randint(key, (batch_size,), 0, jnp.maximum(window, 1))
     rows = (replay.next - 1 - back) % capacity(replay)
-    return jax.tree.map(lambda b: b[rows], replay.items)
+    return tree_index(replay.items, rows)

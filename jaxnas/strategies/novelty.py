@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxnas.spaces.genotypes import DARTS_EDGES, NB201_EDGES
 from jaxnas.spaces.ops import DARTS_OPS
+from jaxnas.trees import tree_index
 
 NONE = 0  # the index of the "none" operation in every path
 
@@ -105,7 +106,7 @@ def valid(archive: Archive) -> jax.Array:
 
 def member(archive: Archive, index) -> Path:
     """Row ``index`` as a path (or encoding)."""
-    return jax.tree.map(lambda rows: rows[index], archive.paths)
+    return tree_index(archive.paths, index)
 
 
 def replace(archive: Archive, index, path: Path) -> Archive:
@@ -353,7 +354,7 @@ def greedy_novelty_replace(key, archive: Archive, recent: Archive, index, num_dr
     scores = jax.vmap(lambda p: knn_novelty(p, archive, k, distance, exclude=index))(candidates)
     drawable = (jnp.arange(num_draws + 1) == 0) | (recent.size > 0)
     best = jnp.argmax(jnp.where(drawable, scores, -jnp.inf))
-    return replace(archive, index, jax.tree.map(lambda c: c[best], candidates))
+    return replace(archive, index, tree_index(candidates, best))
 
 
 def _covered_edges(constraints: Archive, path: Path) -> dict:

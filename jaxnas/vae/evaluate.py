@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas.trees import tree_index
 from jaxnas.vae.dag import Dag
 from jaxnas.vae.model import DVAE
 
@@ -21,7 +22,7 @@ def _in_chunks(fn, inputs, chunk: int):
     outputs = []
     for start in range(0, count, chunk):
         rows = np.minimum(np.arange(start, start + chunk), count - 1)
-        out = jax.device_get(fn(jax.tree.map(lambda a: a[rows], inputs)))
+        out = jax.device_get(fn(tree_index(inputs, rows)))
         outputs.append(jax.tree.map(lambda a: a[:min(chunk, count - start)], out))
     return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
 
