@@ -3,7 +3,7 @@
 import time
 
 import jax
-from absl import app, flags
+from absl import flags
 
 from jaxnas.spaces import get_space, init_variables
 from jaxnas.strategies import cross_entropy
@@ -13,16 +13,14 @@ C = flags.DEFINE_integer("C", 16, "Initial channels.")
 CELLS = flags.DEFINE_integer("cells", 5, "NB201: cells per stage (N); DARTS: cells (layers).")
 BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 IMAGE = flags.DEFINE_integer("image", 32, "Image height and width.")
-SCAN = flags.DEFINE_bool("scan", None, "NB201: each stage's cells as one lax.scan (space.scan; "
-                        "unset: the space's default, on a GPU or TPU only).")
+SCAN = flags.DEFINE_bool("scan", None, "space.scan: NB201 each stage's cells, DARTS each cell's "
+                        "edges of one stride as one lax.scan (unset: the space's default).")
 
 
 def flag_space(**options):
     """The search space the flags describe (``--space``, ``--C``, ``--cells``, ``--scan``), with
     further space ``options`` (e.g. ``remat=True``)."""
     if SCAN.value is not None:
-        if SPACE.value != "nb201":
-            raise app.UsageError("--scan is an option of the nb201 space only.")
         options = {"scan": SCAN.value, **options}
     options = {"C": C.value, ("N" if SPACE.value == "nb201" else "layers"): CELLS.value,
                **options}

@@ -1,7 +1,7 @@
 """Two variants of the supernet's programs side by side: the derivative barriers at the cell
 nodes (``jaxnas.spaces.fusion``) on and off, the cells rematerialized (``space.remat``) or not,
 depthwise convolutions run as dense ones (``jaxnas.spaces.depthwise``) or natively, or an NB201
-stage's cells as one ``lax.scan`` (``space.scan``) or unrolled.
+stage's cells (a DARTS cell's edges) as one ``lax.scan`` (``space.scan``) or unrolled.
 
     python -m experiments.bench_fusion --space=nb201 --C=16 --cells=5 --batch=64
     python -m experiments.bench_fusion --space=darts --C=16 --cells=8 --batch=32 --compare=remat
@@ -33,8 +33,8 @@ from jaxnas.spaces import cells, depthwise, fusion
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up call each).")
 _COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat", "depthwise", "scan"],
                              "The option turned on and off: the derivative barriers, remat, "
-                             "depthwise convolutions as dense ones, or a stage's cells as one "
-                             "lax.scan (NB201).")
+                             "depthwise convolutions as dense ones, or space.scan (NB201: a "
+                             "stage's cells, DARTS: a cell's edges as one lax.scan).")
 _DENSE_IS_FASTER = depthwise.dense_is_faster
 
 

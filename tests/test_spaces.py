@@ -166,11 +166,15 @@ def test_darts_supernet_shapes_and_auxiliary_head():
 
 @pytest.mark.parametrize("name,options", [
     ("nb201", dict(C=4, N=1)),
-    ("darts", dict(C=2, layers=3, ops=("none", "skip_connect", "conv_1x1", "max_pool_3x3"))),
+    ("darts", dict(C=2, layers=3, ops=("none", "skip_connect", "conv_1x1", "max_pool_3x3"),
+                   scan=False)),
+    ("darts", dict(C=2, layers=3, ops=("none", "skip_connect", "conv_1x1", "max_pool_3x3"),
+                   scan=True)),
 ])
 def test_a_rematerialized_supernet_has_the_same_variables_values_and_gradients(name, options):
-    # nn.remat recomputes each cell's forward pass in the backward pass: the same function of
-    # the same parameters (paths included), so outputs and gradients agree to float rounding.
+    # Remat recomputes each cell's forward pass (nn.remat), or in a scanned DARTS cell each
+    # edge's (jax.checkpoint in the scan body), in the backward pass: the same function of the
+    # same parameters (paths included), so outputs and gradients agree to float rounding.
     x = _images((2, 8, 8, 3))
     plain, remat = (get_space(name, remat=r, **options) for r in (False, True))
     weights = {k: jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(i), s))
@@ -247,6 +251,69 @@ def test_scanned_nb201_stages_equal_the_unrolled_supernet(remat):
             # float32 rounding, relative to each array's largest element (in float64 the two
             # agree to 1e-13 of it)
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * float(np.max(np.abs(a))))
+
+
+@pytest.mark.parametrize("reduction,remat", [(False, False), (True, True)])
+def test_scanned_darts_cells_equal_the_unrolled_cell(reduction, remat):
+    # space.scan runs a DARTS cell's edges of each stride as one lax.scan over a buffer of its
+    # nodes: the same variables (paths included), outputs, batch statistics, gradients (in the
+    # parameters, the inputs and the mixing weights) and Hessian-vector products as the edges
+    # called one by one, with each edge recomputed in the backward pass (remat) or not. A
+    # normal cell is one scan, a reduction cell two (its 8 strided edges from the inputs, then
+    # the 6 between intermediate nodes).
+    from jaxnas.spaces.darts import DartsCell
+
+    plain, scan = (darts_supernet(C=4, layers=3, scan=s).normal for s in (False, True))
+    cells = [DartsCell(spec, 4, reduction, reduction_prev=False, affine=False, pool_bn=True,
+                       remat_edges=remat and spec.scan) for spec in (plain, scan)]
+    s0, s1 = _images((2, 8, 8, 6), 1), _images((2, 8, 8, 4), 2)
+    weights = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(3), (14, len(DARTS_OPS))))
+    variables = cells[0].init(jax.random.PRNGKey(1), s0, s1, weights)
+    shapes = lambda c: jax.tree.map(jnp.shape, jax.eval_shape(  # noqa: E731
+        lambda: c.init(jax.random.PRNGKey(1), s0, s1, weights)))
+    assert shapes(cells[1]) == shapes(cells[0])
+    leaves, tree = jax.tree.flatten(variables["batch_stats"])
+    stats = jax.tree.unflatten(tree, [s + jax.random.uniform(jax.random.PRNGKey(i), s.shape)
+                                      for i, s in enumerate(leaves)])
+    v = jax.tree.map(lambda p: 1e-2 * jnp.cos(jnp.arange(p.size).reshape(p.shape)),
+                     variables["params"])
+
+    def results(cell):
+        def loss(params, inputs, weights):
+            out, new = cell.apply({"params": params, "batch_stats": stats}, *inputs, weights,
+                                  train=True, mutable=["batch_stats"])
+            return jnp.mean(jnp.sin(out)), new
+
+        (value, new), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(
+            variables["params"], (s0, s1), weights)
+        hvp = jax.jvp(lambda p: jax.grad(lambda q: loss(q, (s0, s1), weights)[0])(p),
+                      (variables["params"],), (v,))[1]
+        return [value, new, grads, hvp,
+                cell.apply({"params": variables["params"], "batch_stats": stats}, s0, s1,
+                           weights)]
+
+    expected, got = results(cells[0]), results(cells[1])
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+        # float32 rounding, relative to each array's largest element
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * float(np.max(np.abs(a))))
+
+
+def test_darts_space_scans_its_cells_edges_where_it_can():
+    # scan=None (the default) scans uniform candidates without node_bn, drop-path or single
+    # path, and remat=None then recomputes each edge; asking for a scan elsewhere is refused by
+    # name.
+    net = get_space("darts", C=4, layers=3).supernet(5)
+    assert net.normal.scan and net.reduce.scan and net.remat
+    net = get_space("darts", C=4, layers=3, scan=False).supernet(5)
+    assert not net.normal.scan and not net.remat
+    assert not get_space("darts", C=4, layers=3, remat=False).supernet(5).remat
+    for options, kind in (({"node_bn": True}, {}), ({}, {"drop_path": True}),
+                          ({}, {"single_path": True}),
+                          ({"reduce_ops": ("none", "max_pool_3x3")}, {})):
+        assert not get_space("darts", C=4, layers=3, **options).supernet(5, **kind).normal.scan
+        with pytest.raises(ValueError, match="space.scan=True"):
+            get_space("darts", C=4, layers=3, scan=True, **options).supernet(5, **kind)
 
 
 def test_the_derivative_barrier_is_an_identity_to_every_order(monkeypatch):

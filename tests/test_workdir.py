@@ -12,6 +12,7 @@ import re
 import shutil
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -62,6 +63,31 @@ def test_a_checkpoint_that_does_not_match_its_digest_is_not_used(tmp_path, tiny_
         state = Checkpoints(str(workdir)).restore_latest(template)
     assert int(state.step) == 5
     assert "do not match the digest" in caplog.text
+
+
+def test_the_first_nonfinite_step_is_recorded_once_from_any_leaf_or_metric():
+    from flax import struct
+
+    from jaxnas.engine.loop import first_nonfinite_step
+
+    @struct.dataclass
+    class State:
+        step: jnp.ndarray
+        nonfinite_step: jnp.ndarray
+        params: dict
+
+    params = {"a": jnp.ones((2, 3)), "b": jnp.zeros(4, jnp.bfloat16), "n": jnp.arange(3)}
+    old = State(jnp.int32(6), jnp.int32(-1), params)
+    check = jax.jit(first_nonfinite_step)
+    assert int(check(old, old, {"loss": jnp.float32(0.5)})) == -1
+    for bad in (jnp.nan, jnp.inf, -jnp.inf):
+        for leaf in ("a", "b"):
+            new = old.replace(params={**params, leaf: params[leaf].at[1].set(bad)})
+            assert int(check(old, new, {"loss": jnp.float32(0.5)})) == 7, (bad, leaf)
+        assert int(check(old, old, {"loss": jnp.float32(bad)})) == 7
+    # once recorded, the first bad step stays
+    assert int(check(old.replace(nonfinite_step=jnp.int32(3)), old,
+                     {"loss": jnp.float32(jnp.nan)})) == 3
 
 
 def test_a_nan_run_saves_only_finite_states_and_names_the_first_bad_step(tmp_path, tiny_config,

@@ -11,8 +11,6 @@ decay 1e-3. From the NAS-Bench-201 paper: C=16, N=5, CIFAR-10's training set spl
     python -m experiments.search --config=experiments/configs/darts_nb201.py --workdir=runs/darts_nb201
 """
 
-import ml_collections
-
 from experiments.configs.common import search_defaults
 
 
@@ -24,8 +22,6 @@ def get_config():
     c.space.name = "nb201"
     c.space.C = 16
     c.space.N = 5
-    # Each stage's cells as one lax.scan (compiles faster); unset: on a GPU or TPU, not on a CPU.
-    c.space.scan = ml_collections.config_dict.placeholder(bool)
     c.optim_w.update(weight_decay=5e-4, nesterov=True)
     c.strategy.name = "darts"
     c.strategy.alpha_first = False  # DARTS-V1 of NAS-Bench-201: weights, then architecture

@@ -8,16 +8,19 @@ parameter paths as the supernet it was derived from, and inherits its weights by
 
 (Vectorizing the edges that leave one node with ``jax.vmap`` turns every convolution into a
 grouped one, which XLA compiled 1.6x and ran 5x slower on CPU for the 8-cell DARTS supernet; so
-each edge is its own module.)
+each edge is its own module. A supernet cell may instead run its edges of one stride as a
+``lax.scan`` over their stacked variables, the same modules traced once: ``scan``.)
 """
 
 import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnas.spaces.fusion import derivative_barrier
 from jaxnas.spaces.ops import batch_norm, canonical_convs, make_op
+from jaxnas.spaces.scan_edges import scan_edges
 
 EdgeSpec = tuple[int, int, tuple[str, ...]]  # (src, dst, candidate operations)
 
@@ -112,6 +115,11 @@ class CellDAG(nn.Module):
       single_path: (with ``mixed``) each edge computes only the operation its weights choose;
         the weights are then integer operation indices [len(edges)] or one-hot (or
         straight-through) weights [len(edges), K].
+      scan: (with ``mixed``, every edge holding the same operations, no ``node_bn``,
+        ``single_path`` or ``drop_path``) the edges of each stride run as one ``lax.scan``
+        (``jaxnas.spaces.scan_edges``): the same variables, values and derivatives, a program
+        with one edge per stride instead of every edge.
+      remat: (with ``scan``) each edge's activations are recomputed in the backward pass.
     """
 
     edges: tuple[EdgeSpec, ...]
@@ -124,6 +132,8 @@ class CellDAG(nn.Module):
     mixed: bool = False
     node_bn: bool = False
     single_path: bool = False
+    scan: bool = False
+    remat: bool = False
 
     @nn.compact
     def __call__(self, inputs, weights=None, train: bool = False, drop_path_rate=0.0):
@@ -139,18 +149,17 @@ class CellDAG(nn.Module):
             shape = (len(self.edges),) + ((len(self.edges[0][2]),) if jnp.ndim(weights) > 1
                                           or not self.single_path else ())
             chex.assert_shape(weights, shape)
+        if self.scan and not self.is_initializing():
+            return self._scanned(inputs, weights, train)
         nodes = {i: derivative_barrier(x) for i, x in enumerate(inputs)}
+        names = self._edge_names()
         for node in sorted({dst for _, dst, _ in self.edges}):
             terms = []
             for e, (src, dst, ops) in enumerate(self.edges):
                 if dst != node:
                     continue
-                name = edge_name(src, dst)
-                if [(s, d) for s, d, _ in self.edges[:e]].count((src, dst)):
-                    name += f"_{e}"  # several genes on one edge (hand-written genotypes)
-                stride = self.input_stride if src < self.num_inputs else 1
-                edge = Edge(ops, self.C, stride, self.affine, self.pool_bn, self.drop_path,
-                            self.single_path, name=name)
+                edge = Edge(ops, self.C, self._stride(src), self.affine, self.pool_bn,
+                            self.drop_path, self.single_path, name=names[e])
                 x = nodes.get(src)
                 if x is None:  # a node no edge reaches is zero
                     x = jnp.zeros_like(inputs[-1][:, :: self.input_stride, :: self.input_stride])
@@ -159,4 +168,50 @@ class CellDAG(nn.Module):
             if self.node_bn:
                 nodes[node] = batch_norm(train, False, name=f"node{node}_bn")(nodes[node])
             nodes[node] = derivative_barrier(nodes[node])
+        return nodes
+
+    def _edge_names(self) -> list[str]:
+        """``edge_{dst}_{src}`` per edge, ``_{e}`` appended to a repeated pair (several genes on
+        one edge in a hand-written genotype)."""
+        pairs = [(src, dst) for src, dst, _ in self.edges]
+        return [edge_name(src, dst) + (f"_{e}" if pairs[:e].count((src, dst)) else "")
+                for e, (src, dst) in enumerate(pairs)]
+
+    def _stride(self, src: int) -> int:
+        return self.input_stride if src < self.num_inputs else 1
+
+    def _scanned(self, inputs, weights, train):
+        """The nodes, the edges of each stride run as one scan (``scan_edges``): with stride 1
+        everywhere one scan over a buffer of every node, inputs included; in a reduction cell
+        first the strided edges from the inputs, then the others, into a buffer of the
+        intermediate nodes. Edges run in the order of their destinations."""
+        if not self.mixed or self.single_path or self.node_bn or self.drop_path or len(
+                {ops for _, _, ops in self.edges}) != 1:
+            raise ValueError("A scanned cell needs mixed edges holding the same operations, "
+                             "without node_bn, single_path or drop_path.")
+        n_in, names = self.num_inputs, self._edge_names()
+        order = sorted(range(len(self.edges)), key=lambda e: self.edges[e][1])
+        ops = self.edges[0][2]
+        reached = sorted({dst for _, dst, _ in self.edges})
+        zeros = [jnp.zeros_like(inputs[-1][:, :: self.input_stride, :: self.input_stride])] * (
+            max(reached) + 1 - n_in)  # the intermediate nodes before any edge
+        if self.input_stride == 1:
+            runs, offset = [(order, None)], 0
+            buffer = jnp.stack(list(inputs) + zeros)
+        else:
+            runs = [([e for e in order if self.edges[e][0] < n_in], jnp.stack(inputs)),
+                    ([e for e in order if self.edges[e][0] >= n_in], None)]
+            offset, buffer = n_in, jnp.stack(zeros)
+        for run, source in runs:
+            if not run:
+                continue
+            stride = self.input_stride if source is not None else 1
+            edge = Edge(ops, self.C, stride, self.affine, self.pool_bn, parent=None)
+            srcs = [self.edges[e][0] - (0 if source is not None else offset) for e in run]
+            dsts = [self.edges[e][1] - offset for e in run]
+            buffer = scan_edges(self, edge, tuple(names[e] for e in run), srcs, dsts,
+                                weights[np.array(run)], buffer, source, train=train,
+                                remat=self.remat)
+        nodes = dict(enumerate(inputs))
+        nodes.update({node: buffer[node - offset] for node in reached})
         return nodes

@@ -26,13 +26,15 @@ class CellSpec:
     and 1 are the cell inputs), ``concat`` the nodes concatenated into the output, ``mixed``
     whether the edges are mixed operations (a supernet cell), ``node_bn`` whether each node's sum
     is followed by a non-affine batch norm, ``single_path`` whether a supernet cell's edges
-    compute only their chosen operation."""
+    compute only their chosen operation, ``scan`` whether its edges of each stride run as one
+    ``lax.scan`` (``CellDAG``)."""
 
     edges: tuple[EdgeSpec, ...]
     concat: tuple[int, ...] = (2, 3, 4, 5)
     mixed: bool = False
     node_bn: bool = False
     single_path: bool = False
+    scan: bool = False
 
 
 def genotype_cell(genotype: DartsGenotype, cell: str) -> CellSpec:
@@ -54,10 +56,12 @@ class DartsCell(nn.Module):
     affine: bool = True
     pool_bn: bool = False
     drop_path: bool = False
+    remat_edges: bool = False
 
     @nn.compact
     def __call__(self, s0, s1, weights=None, train: bool = False, drop_path_rate=0.0):
-        """s0, s1: the two previous cells' outputs; weights: [len(edges), K] when mixed.
+        """s0, s1: the two previous cells' outputs; weights: [len(edges), K] when mixed;
+        ``remat_edges``: (scanned cells) each edge's activations recomputed in the backward pass.
 
         Returns [B, H', W', len(concat) * C] with H' = H/2 in a reduction cell.
         """
@@ -68,7 +72,7 @@ class DartsCell(nn.Module):
         s1 = ReLUConvBN(self.C, 1, affine=self.affine, name="preprocess1")(s1, train)
         dag = CellDAG(self.spec.edges, 2, self.C, 2 if self.reduction else 1, self.affine,
                       self.pool_bn, self.drop_path, self.spec.mixed, self.spec.node_bn,
-                      self.spec.single_path, name="dag")
+                      self.spec.single_path, self.spec.scan, self.remat_edges, name="dag")
         nodes = dag([s0, s1], weights, train, drop_path_rate)
         st = 2 if self.reduction else 1
         zeros = jnp.zeros_like(s1[:, ::st, ::st, :])  # a concat node that no edge reaches
@@ -102,8 +106,9 @@ class DartsNetwork(nn.Module):
     [B, H, W, 3] and ``arch_weights = {"normal": [E, K], "reduce": [E, K]}`` (None for a discrete
     network). Returns logits [B, classes], or ``(logits, aux_logits)`` when the network has an
     auxiliary head and ``train`` is True. Drop-path needs a ``"dropout"`` rng. ``remat``: each
-    cell's activations are recomputed in the backward pass (``nn.remat``) instead of stored, for
-    memory-bound runs; parameter paths are unchanged.
+    cell's activations are recomputed in the backward pass (``nn.remat``; each edge's, in its
+    scan, when the cells are scanned) instead of stored, for memory-bound runs; parameter paths
+    are unchanged.
     """
 
     normal: CellSpec
@@ -136,13 +141,17 @@ class DartsNetwork(nn.Module):
             reduction_prev = False
         aux_logits = None
         reductions = reduction_layers(self.layers)
-        cell_type = nn.remat(DartsCell, static_argnums=(4,)) if self.remat else DartsCell
         for i in range(self.layers):
             reduction = i in reductions
             C_cell = C * 2 ** sum(i >= r for r in reductions)
             kind = "reduce" if reduction else "normal"
-            cell = cell_type(getattr(self, kind), C_cell, reduction, reduction_prev, self.affine,
-                             self.pool_bn, self.drop_path, name=f"cell{i}")
+            spec = getattr(self, kind)
+            # A scanned cell recomputes each edge in its backward loop; a cell recomputed as a
+            # whole (nn.remat) saved no memory on the CPU (BENCHMARKS.md).
+            cell_type = (nn.remat(DartsCell, static_argnums=(4,)) if self.remat and not spec.scan
+                         else DartsCell)
+            cell = cell_type(spec, C_cell, reduction, reduction_prev, self.affine, self.pool_bn,
+                             self.drop_path, self.remat and spec.scan, name=f"cell{i}")
             weights = None if arch_weights is None else arch_weights[kind]
             s0, s1 = s1, cell(s0, s1, weights, train, drop_path_rate)
             reduction_prev = reduction
@@ -159,14 +168,16 @@ def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    edges: tuple[tuple[int, int], ...] = DARTS_EDGES,
                    auxiliary: bool = False, node_bn: bool = False,
                    drop_path: bool = False, single_path: bool = False,
-                   cell_ops: dict | None = None, remat: bool = False) -> DartsNetwork:
+                   cell_ops: dict | None = None, remat: bool = False,
+                   scan: bool = False) -> DartsNetwork:
     """The DARTS search supernet: mixed edges over ``ops``, non-affine BN, BN after pooling
     (``node_bn``: also after each node's sum; ``drop_path``: on every operation but the
     identity, as in DARTS's evaluation network; ``single_path``: every edge computes only its
     chosen operation, arch weights ``{"normal": [E], "reduce": [E]}`` operation indices or
     one-hot / straight-through [E, K]). ``cell_ops`` ``{kind: ((op, ...) per edge)}`` gives
     every edge of each kind its own candidates in place of ``ops``; ``remat``: cells
-    rematerialized in the backward pass."""
+    rematerialized in the backward pass; ``scan``: a cell's edges of each stride as one
+    ``lax.scan``."""
     cells = {}
     for kind in ("normal", "reduce"):
         per_edge = cell_ops[kind] if cell_ops else (tuple(ops),) * len(edges)
@@ -174,7 +185,8 @@ def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
             check_op_names(names)
         cells[kind] = CellSpec(tuple((src, dst, tuple(names))
                                      for (src, dst), names in zip(edges, per_edge, strict=True)),
-                               mixed=True, node_bn=node_bn, single_path=single_path)
+                               mixed=True, node_bn=node_bn, single_path=single_path,
+                               scan=scan)
     return DartsNetwork(cells["normal"], cells["reduce"], C, layers, num_classes, affine=False,
                         pool_bn=True, auxiliary=auxiliary, drop_path=drop_path, remat=remat)
 

@@ -33,8 +33,7 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
         for name in names:
             x = cell.clone(name=name, parent=parent)(x, *args, train)
         return x
-    variables = {col: tree_stack([tree[name] for name in names])
-                 for col, tree in parent.variables.items() if names[0] in tree}
+    variables = stacked_variables(parent, names)
     update = train and parent.is_mutable_collection("batch_stats")
 
     def body(x, cell_variables):
@@ -46,6 +45,19 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
 
     x, stats = jax.lax.scan(jax.checkpoint(body) if remat else body, x, variables)
     if update:
-        for i, name in enumerate(names):
-            parent.put_variable("batch_stats", name, tree_index(stats, i))
+        write_back_batch_stats(parent, names, stats)
     return x
+
+
+def stacked_variables(parent: nn.Module, names: tuple[str, ...]) -> dict:
+    """``{collection: the variables of parent's children names, stacked along a new axis 0}``
+    for every collection of ``parent`` that holds them."""
+    return {col: tree_stack([tree[name] for name in names])
+            for col, tree in parent.variables.items() if names[0] in tree}
+
+
+def write_back_batch_stats(parent: nn.Module, names: tuple[str, ...], stats) -> None:
+    """Puts the stacked batch statistics ``stats`` (axis 0 over ``names``) back under each
+    child's name."""
+    for i, name in enumerate(names):
+        parent.put_variable("batch_stats", name, tree_index(stats, i))

@@ -24,7 +24,7 @@ class NB201Space:
     """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
     a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
     ``remat`` recomputes each supernet cell's activations in the backward pass (less memory,
-    more compute); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the
+    more compute; None: off); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the
     same parameters and values); None: on a GPU or TPU, where it compiles in half the time at
     the same step time, and not on a CPU, where a scanned second-order step runs slower
     (``BENCHMARKS.md``)."""
@@ -33,7 +33,7 @@ class NB201Space:
     N: int = 5
     ops: tuple[str, ...] = NB201_OPS
     node_bn: bool = False
-    remat: bool = False
+    remat: bool | None = None
     scan: bool | None = None
 
     name = "nb201"
@@ -56,7 +56,7 @@ class NB201Space:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
-                                    single_path=single_path, remat=self.remat,
+                                    single_path=single_path, remat=bool(self.remat),
                                     scan=scan_by_default() if self.scan is None else self.scan)
 
     def cell_kind(self, module: str) -> str | None:
@@ -92,8 +92,12 @@ class DartsSpace:
     names the reduction cell's (TND-NAS); ``edge_ops`` ``{kind: ((op, ...) per edge)}``, the
     same number on every edge of a kind, gives each edge its own (a shrunk stage of a staged
     search) and overrides both. ``cell_ops()`` is what the supernet holds; paths and
-    architecture weights index each edge's own tuple. ``remat`` recomputes each supernet cell's
-    activations in the backward pass (less memory, more compute)."""
+    architecture weights index each edge's own tuple. ``scan`` runs a supernet cell's edges of
+    each stride as one ``lax.scan`` (``jaxnas.spaces.scan_edges``: compiled once; the same
+    parameters and values), for uniform candidates without ``node_bn``, drop-path or single
+    path; None: wherever it can. ``remat`` recomputes activations in the backward pass instead
+    of storing them: each edge's in a scanned cell, each cell's otherwise; None: in scanned
+    cells, where on the CPU it took 12 times less memory and less time (``BENCHMARKS.md``)."""
 
     C: int = 16
     layers: int = 8
@@ -103,7 +107,8 @@ class DartsSpace:
     node_bn: bool = False
     reduce_ops: tuple[str, ...] = ()
     edge_ops: tuple = ()  # (("normal", per-edge tuples), ("reduce", ...)); a mapping is accepted
-    remat: bool = False
+    remat: bool | None = None
+    scan: bool | None = None
 
     name = "darts"
 
@@ -144,9 +149,17 @@ class DartsSpace:
         """The supernet; ``drop_path``: with drop-path on every operation but the identity
         (called with ``drop_path_rate`` and a ``"dropout"`` rng); ``single_path``: each edge
         computes only its chosen operation."""
+        scannable = self.uniform and not (self.node_bn or drop_path or single_path)
+        if self.scan and not scannable:
+            raise ValueError("space.scan=True needs the same candidates on every edge (no "
+                             "space.reduce_ops or space.edge_ops), no space.node_bn, no drop-path "
+                             "and no single-path strategy; set space.scan=False or leave it "
+                             "unset.")
+        scan = scannable if self.scan is None else self.scan
+        remat = scan if self.remat is None else self.remat
         return darts.darts_supernet(self.C, self.layers, num_classes, self.ops, self.edge_list,
                                     self.auxiliary, self.node_bn, drop_path, single_path,
-                                    None if self.uniform else self.cell_ops(), self.remat)
+                                    None if self.uniform else self.cell_ops(), remat, scan)
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key ("normal" or "reduce") of the supernet's top-level module
