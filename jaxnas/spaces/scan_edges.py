@@ -32,9 +32,9 @@ def scan_edges(parent: nn.Module, edge: nn.Module, names: tuple[str, ...], srcs,
     module called ``edge(x, weights, train)``) applied in order: edge e adds its output to
     ``buffer[dsts[e]]`` from input ``source[srcs[e]]`` (``buffer[srcs[e]]`` when ``source`` is
     None). buffer: [nodes, B, H', W', C]; source: [inputs, B, H, W, C]; weights: [E, K].
-    ``remat``: the backward pass keeps each edge's input only and recomputes the rest (on the
-    CPU too, where XLA merges a rematerialized computation with the original when both are in
-    one program; here they are in two loops). Returns the buffer."""
+    ``remat``: the backward pass keeps each edge's input only and recomputes the rest (which
+    saves memory on the CPU too, where a cell rematerialized in one program saved none; here
+    the recomputation runs in the backward loop). Returns the buffer."""
     variables = stacked_variables(parent, names)
     update = (train and parent.is_mutable_collection("batch_stats")
               and "batch_stats" in variables)

@@ -24,9 +24,9 @@ class NB201Space:
     """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
     a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
     ``remat`` recomputes each supernet cell's activations in the backward pass (less memory,
-    more compute; None: off); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the
-    same parameters and values); None: on a GPU or TPU, where it compiles in half the time at
-    the same step time, and not on a CPU, where a scanned second-order step runs slower
+    more compute; None: off); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled
+    once; the same parameters and values); None: on a GPU or TPU, where it compiles in half the
+    time at the same step time, and not on a CPU, where a scanned second-order step runs slower
     (``BENCHMARKS.md``)."""
 
     C: int = 16
