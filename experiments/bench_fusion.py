@@ -1,6 +1,7 @@
 """Two variants of the supernet's programs side by side: the derivative barriers at the cell
 nodes (``jaxnas.spaces.fusion``) on and off, the cells rematerialized (``space.remat``) or not,
-depthwise convolutions run as dense ones (``jaxnas.spaces.depthwise``) or natively, or an NB201
+depthwise convolutions rewritten on the CPU (``jaxnas.spaces.depthwise``: dense ones, taps in a
+scanned cell's edges) or XLA's native ones, or an NB201
 stage's cells (a DARTS cell's edges) as one ``lax.scan`` (``space.scan``) or unrolled.
 
     python -m experiments.bench_fusion --space=nb201 --C=16 --cells=5 --batch=64
@@ -28,13 +29,14 @@ from absl import app, flags
 from experiments.bench_common import compile_program, supernet_problem
 from experiments.tables import gigabytes, markdown_table, megabytes
 from jaxnas import hypergrad as hg
-from jaxnas.spaces import cells, depthwise, fusion
+from jaxnas.spaces import cells, depthwise, fusion, scan_edges
 
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds (after one warm-up call each).")
 _COMPARE = flags.DEFINE_enum("compare", "barriers", ["barriers", "remat", "depthwise", "scan"],
                              "The option turned on and off: the derivative barriers, remat, "
-                             "depthwise convolutions as dense ones, or space.scan (NB201: a "
-                             "stage's cells, DARTS: a cell's edges as one lax.scan).")
+                             "the CPU's depthwise rewrite (dense; taps in scanned edges), or "
+                             "space.scan (NB201: a stage's cells, DARTS: a cell's edges as one "
+                             "lax.scan).")
 _DENSE_IS_FASTER = depthwise.dense_is_faster
 
 
@@ -43,7 +45,8 @@ def _programs(on: bool):
     option on or off (barriers off: the cells call an identity in their place while traced;
     depthwise off: XLA's native depthwise convolutions)."""
     barriers = on or _COMPARE.value != "barriers"
-    cells.derivative_barrier = fusion.derivative_barrier if barriers else (lambda x: x)
+    for module in (cells, scan_edges):
+        module.derivative_barrier = fusion.derivative_barrier if barriers else (lambda x: x)
     if _COMPARE.value == "depthwise":
         depthwise.dense_is_faster = lambda: on
     options = {_COMPARE.value: on} if _COMPARE.value in ("remat", "scan") else {}
@@ -61,7 +64,7 @@ def _programs(on: bool):
         out[name] = (compiled, args, seconds, temp, accessed)
         print(f"  compiled {name}, {_COMPARE.value} {'on' if on else 'off'}: {seconds:.1f} s",
               flush=True)
-    cells.derivative_barrier = fusion.derivative_barrier
+    cells.derivative_barrier = scan_edges.derivative_barrier = fusion.derivative_barrier
     depthwise.dense_is_faster = _DENSE_IS_FASTER
     return label, out
 

@@ -1,6 +1,7 @@
-"""Depthwise convolutions as dense ones with a block-diagonal kernel (jaxnas.spaces.depthwise):
-values, both gradients and a Hessian-vector product against XLA's native depthwise convolution,
-through XLA's and the canonical convolutions; other convolutions pass through untouched."""
+"""Depthwise convolutions as dense ones with a block-diagonal kernel, and as taps
+(jaxnas.spaces.depthwise): values, both gradients and a Hessian-vector product against XLA's
+native depthwise convolution, through XLA's and the canonical convolutions; other convolutions
+pass through untouched; and the canonical ones compiled on the CPU hold no convolution."""
 
 import functools
 
@@ -24,14 +25,17 @@ def _close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
-@pytest.mark.parametrize("inner", [lax.conv_general_dilated, canonical_conv.conv_general_dilated],
-                         ids=["xla", "canonical"])
-@pytest.mark.parametrize("kernel,stride,padding,dilation", [
+FORMS = pytest.mark.parametrize("kernel,stride,padding,dilation", [
     (3, 1, 1, 1),  # sep_conv_3x3
     (5, 2, 2, 1),  # sep_conv_5x5, reduction edge
     (3, 2, 2, 2),  # dil_conv_3x3, reduction edge
     (5, 1, 4, 2),  # dil_conv_5x5
 ])
+
+
+@pytest.mark.parametrize("inner", [lax.conv_general_dilated, canonical_conv.conv_general_dilated],
+                         ids=["xla", "canonical"])
+@FORMS
 def test_dense_rewrite_equals_native_depthwise(inner, kernel, stride, padding, dilation):
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 9, 10, C))
     w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 1, C))
@@ -106,3 +110,26 @@ def test_sep_conv_keeps_its_depthwise_parameters_and_runs_dense_on_cpu():
         patch.setattr(depthwise, "dense_is_faster", lambda: True)
         assert _group_counts(op.apply, variables, x) == [1, 1, 1, 1]
         _close(op.apply(variables, x), want)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU backend's lowering")
+@FORMS
+def test_canonical_depthwise_compiles_to_taps_on_cpu(kernel, stride, padding, dilation):
+    # Compiled (not eager), so that XLA:CPU's lowering, the taps, is what runs.
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    x = jax.random.normal(keys[0], (3, 9, 10, C))
+    w = jax.random.normal(keys[1], (kernel, kernel, 1, C))
+    v = (jax.random.normal(keys[2], x.shape), jax.random.normal(keys[3], w.shape))
+
+    def derivatives(fn):
+        conv = functools.partial(_conv, fn, stride, padding, dilation, C)
+        ct = jax.random.normal(keys[4], jax.eval_shape(conv, x, w).shape)
+        loss = lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * ct)
+        hvp = lambda x, w: jax.jvp(jax.grad(loss, (0, 1)), (x, w), v)[1]
+        return jax.jit(lambda x, w: (conv(x, w), *jax.grad(loss, (0, 1))(x, w), *hvp(x, w)))
+
+    for got, want in zip(derivatives(canonical_conv.conv_general_dilated)(x, w),
+                         derivatives(lax.conv_general_dilated)(x, w)):
+        _close(got, want)
+    compiled = derivatives(canonical_conv.conv_general_dilated).lower(x, w).compile()
+    assert "convolution(" not in compiled.as_text()

@@ -205,7 +205,7 @@ class CellDAG(nn.Module):
         for run, source in runs:
             if not run:
                 continue
-            stride = self.input_stride if source is not None else 1
+            stride = self._stride(self.edges[run[0]][0])
             edge = Edge(ops, self.C, stride, self.affine, self.pool_bn, parent=None)
             srcs = [self.edges[e][0] - (0 if source is not None else offset) for e in run]
             dsts = [self.edges[e][1] - offset for e in run]

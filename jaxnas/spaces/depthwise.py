@@ -1,4 +1,4 @@
-"""Depthwise convolutions run on CPU as dense ones with a block-diagonal kernel.
+"""Depthwise convolutions on CPU as dense ones with a block-diagonal kernel, or as taps.
 
 XLA's CPU backend runs a depthwise convolution (``feature_group_count`` equal to the channel
 count, kernel [kh, kw, 1, C]) and its two gradients 1.3-8x slower than a dense convolution
@@ -7,7 +7,11 @@ does C times the arithmetic (BENCHMARKS.md, "Depthwise convolutions on CPU"). ``
 rewrites depthwise convolutions that way on CPU. The rewrite is one multiply by an identity
 matrix in front of the convolution, so its derivatives to every order are ordinary JAX (the
 kernel's gradient is the diagonal of the dense kernel's gradient) and the program stays as
-small as it was. Accelerators keep their native depthwise convolutions.
+small as it was. ``taps`` computes one instead as kh * kw multiply-adds of strided input
+slices: the depthwise arithmetic only, but a program kh * kw times as large, so it is what
+``jaxnas.spaces.canonical_conv`` lowers its depthwise convolutions to on the CPU, inside the
+loop bodies that hold each operation once (the edges of a scanned cell), and not where a
+supernet is unrolled. Accelerators keep their native depthwise convolutions.
 """
 
 import jax
@@ -32,7 +36,8 @@ def is_depthwise(lhs, rhs, feature_group_count: int) -> bool:
 
 
 def dense_is_faster() -> bool:
-    """Whether depthwise convolutions should run as dense ones: on the CPU backend."""
+    """Whether depthwise convolutions should run as dense ones (or as taps in a loop body): on
+    the CPU backend."""
     return jax.default_backend() == "cpu"
 
 
@@ -53,3 +58,20 @@ def as_dense(conv_general_dilated):
                                     **kwargs)
 
     return conv
+
+
+def taps(x, w, strides, padding, dilation):
+    """The depthwise convolution of x [B, H, W, C] with w [kh, kw, 1, C]:
+    ``y[b, i, j, c] = sum_{p, q} x_pad[b, s0 i + d0 p, s1 j + d1 q, c] * w[p, q, 0, c]``, one
+    strided slice of the padded input per tap. padding: ((lo, hi), (lo, hi)), entries may be
+    negative. -> [B, Ho, Wo, C]."""
+    (kh, kw), (s0, s1), (d0, d1) = w.shape[:2], strides, dilation
+    x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*padding[0], 0), (*padding[1], 0),
+                                            (0, 0, 0)))
+    ho = (x.shape[1] - d0 * (kh - 1) - 1) // s0 + 1
+    wo = (x.shape[2] - d1 * (kw - 1) - 1) // s1 + 1
+    terms = [lax.slice(x, (0, d0 * p, d1 * q, 0),
+                       (x.shape[0], d0 * p + s0 * (ho - 1) + 1, d1 * q + s1 * (wo - 1) + 1,
+                        x.shape[3]), (1, s0, s1, 1)) * w[p, q, 0]
+             for p in range(kh) for q in range(kw)]
+    return sum(terms[1:], terms[0])

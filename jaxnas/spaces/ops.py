@@ -80,11 +80,27 @@ def canonical_convs():
         _CANONICAL.reset(token)
 
 
+_DEPTHWISE_TAPS = contextvars.ContextVar("depthwise_taps", default=False)
+
+
+@contextlib.contextmanager
+def depthwise_taps():
+    """Inside this context and ``canonical_convs``, ``conv`` keeps depthwise convolutions
+    depthwise canonical ones, which the CPU runs as multiply-adds over their kernel taps
+    (``jaxnas.spaces.depthwise.taps``), not as dense ones: for the edges of a scanned cell,
+    whose program holds each operation once."""
+    token = _DEPTHWISE_TAPS.set(True)
+    try:
+        yield
+    finally:
+        _DEPTHWISE_TAPS.reset(token)
+
+
 def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilation=1, groups=1,
          name: str | None = None) -> nn.Conv:
     """A bias-free convolution with explicit symmetric padding, canonical inside
-    ``canonical_convs``; depthwise ones (``groups`` equal to the channel count) run as
-    dense ones on CPU (``jaxnas.spaces.depthwise``)."""
+    ``canonical_convs``; depthwise ones (``groups`` equal to the channel count) run on CPU as
+    dense ones, or as taps within ``depthwise_taps`` (``jaxnas.spaces.depthwise``)."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (padding, padding) if isinstance(padding, int) else padding
@@ -104,8 +120,12 @@ def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilati
 
 def _conv_implementation(groups: int):
     """The ``conv_general_dilated`` for ``conv``."""
-    implementation = (canonical_conv.conv_general_dilated if _CANONICAL.get()
-                      else lax.conv_general_dilated)
+    if not _CANONICAL.get():
+        implementation = lax.conv_general_dilated
+    elif groups > 1 and _DEPTHWISE_TAPS.get():
+        return canonical_conv.conv_general_dilated  # XLA:CPU runs its depthwise ones as taps
+    else:
+        implementation = canonical_conv.conv_general_dilated
     if groups > 1 and depthwise.dense_is_faster():
         return depthwise.as_dense(implementation)
     return implementation

@@ -10,13 +10,15 @@ back under each cell's name.
 
 XLA's CPU backend compiles a gradient's convolutions inside a loop body as generic loop nests,
 so the cells' convolutions are ``jaxnas.spaces.canonical_conv``'s, whose derivatives are forward
-convolutions (``BENCHMARKS.md`` has what a scanned stage costs and saves on CPU).
+convolutions, and on the CPU their depthwise ones taps (``jaxnas.spaces.depthwise``):
+``apply_in_loop``, shared with ``scan_edges`` (``BENCHMARKS.md`` has what a scanned stage costs
+and saves on CPU).
 """
 
 import flax.linen as nn
 import jax
 
-from jaxnas.spaces.ops import canonical_convs
+from jaxnas.spaces.ops import canonical_convs, depthwise_taps
 from jaxnas.trees import tree_index, tree_stack
 
 
@@ -37,16 +39,22 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
     update = train and parent.is_mutable_collection("batch_stats")
 
     def body(x, cell_variables):
-        with canonical_convs():
-            if not update:
-                return cell.apply(cell_variables, x, *args, train), None
-            y, state = cell.apply(cell_variables, x, *args, train, mutable=["batch_stats"])
-        return y, state["batch_stats"]
+        return apply_in_loop(cell, cell_variables, x, *args, train, update=update)
 
     x, stats = jax.lax.scan(jax.checkpoint(body) if remat else body, x, variables)
     if update:
         write_back_batch_stats(parent, names, stats)
     return x
+
+
+def apply_in_loop(module: nn.Module, variables, *args, update: bool):
+    """``module.apply(variables, *args)`` as a loop body runs it: with canonical convolutions
+    and depthwise taps. -> (output, the new batch statistics when ``update``, else None)."""
+    with canonical_convs(), depthwise_taps():
+        if not update:
+            return module.apply(variables, *args), None
+        y, state = module.apply(variables, *args, mutable=["batch_stats"])
+    return y, state["batch_stats"]
 
 
 def stacked_variables(parent: nn.Module, names: tuple[str, ...]) -> dict:

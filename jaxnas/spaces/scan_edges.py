@@ -14,7 +14,10 @@ where ``source`` is the buffer itself when the edges keep the resolution, so tha
 node that earlier edges of the scan completed (the edges are ordered by destination). The
 edges' variables stay under their own names (``edge_{dst}_{src}/...``): they are stacked when
 the cell is applied and updated batch statistics are written back per edge, as in
-``scan_cells``.
+``scan_cells``. Each edge's input passes a ``derivative_barrier``: without it XLA:CPU fused the
+edge's whole input cotangent (every operation's, the taps of the depthwise convolutions among
+them) into the in-place update of the buffer's cotangent, a slow loop: the 8-cell DARTS
+supernet's gradient took 6.4 s without the barrier and 5.3 s with it (``BENCHMARKS.md``).
 """
 
 import flax.linen as nn
@@ -22,8 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnas.spaces.ops import canonical_convs
-from jaxnas.spaces.scan_cells import stacked_variables, write_back_batch_stats
+from jaxnas.spaces.fusion import derivative_barrier
+from jaxnas.spaces.scan_cells import apply_in_loop, stacked_variables, write_back_batch_stats
 
 
 def scan_edges(parent: nn.Module, edge: nn.Module, names: tuple[str, ...], srcs, dsts,
@@ -40,18 +43,15 @@ def scan_edges(parent: nn.Module, edge: nn.Module, names: tuple[str, ...], srcs,
               and "batch_stats" in variables)
 
     def apply(edge_variables, x, w):
-        with canonical_convs():
-            if update:
-                y, state = edge.apply(edge_variables, x, w, train, mutable=["batch_stats"])
-                return y, state["batch_stats"]
-            return edge.apply(edge_variables, x, w, train), None
+        return apply_in_loop(edge, edge_variables, x, w, train, update=update)
 
     if remat:
         apply = jax.checkpoint(apply)
 
     def body(buffer, xs):
         edge_variables, src, dst, w = xs
-        x = lax.dynamic_index_in_dim(buffer if source is None else source, src, keepdims=False)
+        x = derivative_barrier(
+            lax.dynamic_index_in_dim(buffer if source is None else source, src, keepdims=False))
         y, state = apply(edge_variables, x, w)
         total = lax.dynamic_index_in_dim(buffer, dst, keepdims=False) + y
         return lax.dynamic_update_index_in_dim(buffer, total, dst, 0), state
