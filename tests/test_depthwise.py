@@ -12,6 +12,7 @@ import pytest
 from jax import lax
 
 from jaxnas.spaces import canonical_conv, depthwise, ops
+from jaxnas.spaces.scan_cells import apply_in_loop
 
 C = 6
 
@@ -133,3 +134,14 @@ def test_canonical_depthwise_compiles_to_taps_on_cpu(kernel, stride, padding, di
         _close(got, want)
     compiled = derivatives(canonical_conv.conv_general_dilated).lower(x, w).compile()
     assert "convolution(" not in compiled.as_text()
+
+
+def test_loop_bodies_keep_depthwise_canonical_convolutions():
+    # What reaches the CPU lowering above: in a scan body (apply_in_loop) a separable
+    # convolution's depthwise halves stay depthwise canonical convolutions, not dense ones.
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, C))
+    op = ops.make_op("sep_conv_3x3", C, 1, affine=False)
+    variables = op.init(jax.random.PRNGKey(1), x)
+    jaxpr = jax.make_jaxpr(lambda v, x: apply_in_loop(op, v, x, update=False)[0])(variables, x)
+    groups = [eqn.params["groups"] for eqn in jaxpr.eqns if eqn.primitive is canonical_conv.conv_p]
+    assert groups == [C, 1, C, 1]
