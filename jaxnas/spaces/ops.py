@@ -120,13 +120,10 @@ def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilati
 
 def _conv_implementation(groups: int):
     """The ``conv_general_dilated`` for ``conv``."""
-    if not _CANONICAL.get():
-        implementation = lax.conv_general_dilated
-    elif groups > 1 and _DEPTHWISE_TAPS.get():
-        return canonical_conv.conv_general_dilated  # XLA:CPU runs its depthwise ones as taps
-    else:
-        implementation = canonical_conv.conv_general_dilated
-    if groups > 1 and depthwise.dense_is_faster():
+    canonical = _CANONICAL.get()
+    implementation = canonical_conv.conv_general_dilated if canonical else lax.conv_general_dilated
+    taps = canonical and _DEPTHWISE_TAPS.get()  # XLA:CPU lowers canonical depthwise ones to taps
+    if groups > 1 and depthwise.dense_is_faster() and not taps:
         return depthwise.as_dense(implementation)
     return implementation
 
