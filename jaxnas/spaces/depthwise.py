@@ -60,18 +60,27 @@ def as_dense(conv_general_dilated):
     return conv
 
 
+def window_slices(x, window, strides, padding, dilation=(1, 1), fill=0.0):
+    """The kh * kw strided slices of x [B, H, W, C], padded by ``padding`` ((lo, hi), (lo, hi);
+    entries may be negative) with ``fill``, that a (dilated) window reads for each output, in
+    row-major window order -> list of [B, Ho, Wo, C]."""
+    (kh, kw), (s0, s1), (d0, d1) = window, strides, dilation
+    x = lax.pad(x, jnp.asarray(fill, x.dtype),
+                ((0, 0, 0), (*padding[0], 0), (*padding[1], 0), (0, 0, 0)))
+    ho = (x.shape[1] - d0 * (kh - 1) - 1) // s0 + 1
+    wo = (x.shape[2] - d1 * (kw - 1) - 1) // s1 + 1
+    return [lax.slice(x, (0, d0 * p, d1 * q, 0),
+                      (x.shape[0], d0 * p + s0 * (ho - 1) + 1, d1 * q + s1 * (wo - 1) + 1,
+                       x.shape[3]), (1, s0, s1, 1))
+            for p in range(kh) for q in range(kw)]
+
+
 def taps(x, w, strides, padding, dilation):
     """The depthwise convolution of x [B, H, W, C] with w [kh, kw, 1, C]:
     ``y[b, i, j, c] = sum_{p, q} x_pad[b, s0 i + d0 p, s1 j + d1 q, c] * w[p, q, 0, c]``, one
     strided slice of the padded input per tap. padding: ((lo, hi), (lo, hi)), entries may be
     negative. -> [B, Ho, Wo, C]."""
-    (kh, kw), (s0, s1), (d0, d1) = w.shape[:2], strides, dilation
-    x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*padding[0], 0), (*padding[1], 0),
-                                            (0, 0, 0)))
-    ho = (x.shape[1] - d0 * (kh - 1) - 1) // s0 + 1
-    wo = (x.shape[2] - d1 * (kw - 1) - 1) // s1 + 1
-    terms = [lax.slice(x, (0, d0 * p, d1 * q, 0),
-                       (x.shape[0], d0 * p + s0 * (ho - 1) + 1, d1 * q + s1 * (wo - 1) + 1,
-                        x.shape[3]), (1, s0, s1, 1)) * w[p, q, 0]
-             for p in range(kh) for q in range(kw)]
+    kh, kw = w.shape[:2]
+    slices = window_slices(x, (kh, kw), strides, padding, dilation)
+    terms = [xs * w[t // kw, t % kw, 0] for t, xs in enumerate(slices)]
     return sum(terms[1:], terms[0])

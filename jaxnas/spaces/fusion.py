@@ -1,5 +1,5 @@
-"""A derivative barrier for XLA's CPU fusion: an identity whose tangent (and so, transposed, its
-cotangent) passes through a conditional.
+"""Barriers for XLA's CPU fusion: identities whose value, or whose tangent (and so, transposed,
+its cotangent), passes through a conditional.
 
 XLA:CPU fuses a cheap elementwise producer into every consumer, recomputing it in each. In a
 supernet's backward pass the cotangent of a cell node is such a producer (a sum of the node's
@@ -39,3 +39,14 @@ def derivative_barrier(x: jax.Array) -> jax.Array:
     """``x`` unchanged; on the CPU backend its derivatives (forward and reverse, any order) are
     computed once into a buffer instead of inside each consumer's fusion."""
     return _barrier(x) if jax.default_backend() == "cpu" else x
+
+
+def index_barrier(x: jax.Array) -> jax.Array:
+    """``x``, an array of indices (non-negative integers), unchanged; on the CPU backend computed
+    once into a buffer instead of inside each consumer's fusion (the predicate, "the first
+    element is not negative", is true for indices and cannot be folded)."""
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise TypeError(f"index_barrier takes integer arrays, got {x.dtype}")
+    if jax.default_backend() != "cpu":
+        return x
+    return jax.lax.cond(x.reshape(-1)[0] >= 0, lambda x: x, jnp.zeros_like, x)

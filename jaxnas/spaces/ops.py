@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnas.spaces import canonical_conv, depthwise
+from jaxnas.spaces import canonical_conv, depthwise, pooling
 
 
 def torch_kernel_bound(shape: Sequence[int]) -> float:
@@ -240,7 +240,8 @@ class Pool(nn.Module):
         window, strides = (self.kernel,) * 2, (self.stride,) * 2
         pad = ((self.kernel // 2,) * 2,) * 2
         if self.kind == "max":
-            x = nn.max_pool(x, window, strides, pad)
+            max_pool = pooling.max_pool if pooling.taps_are_faster() else nn.max_pool
+            x = max_pool(x, window, strides, pad)
         else:
             x = nn.avg_pool(x, window, strides, pad, count_include_pad=False)
         return batch_norm(train, affine=False)(x) if self.bn else x
