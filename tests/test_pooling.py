@@ -19,6 +19,7 @@ FORMS = pytest.mark.parametrize("kernel,stride", [
     (3, 2),  # max_pool_3x3 on a reduction edge
     (5, 1),  # TND-NAS's max_pool_5x5
     (7, 2),  # TND-NAS's max_pool_7x7 on a reduction edge
+    (13, 3),  # over 128 window elements: wider indices
 ])
 
 

@@ -41,9 +41,10 @@ def _max_pool_jvp(window, strides, padding, primals, tangents):
     (x,), (dx,) = primals, tangents
     y = max_pool(x, window, strides, padding)
     slices = window_slices(x, window, strides, padding, fill=-jnp.inf)
-    first = jnp.full(y.shape, len(slices) - 1, jnp.int8)  # [B, Ho, Wo, C], a window index
+    index = jnp.int8 if len(slices) <= 128 else jnp.int32
+    first = jnp.full(y.shape, len(slices) - 1, index)  # [B, Ho, Wo, C], a window index
     for t in reversed(range(len(slices))):
-        first = jnp.where(slices[t] == y, jnp.int8(t), first)
+        first = jnp.where(slices[t] == y, index(t), first)
     first = index_barrier(first)  # computed once, not inside each of the kh * kw consumers
     terms = [jnp.where(first == t, dx_t, jnp.zeros((), dx.dtype))
              for t, dx_t in enumerate(window_slices(dx, window, strides, padding))]
