@@ -82,6 +82,24 @@ def test_one_clock_the_weight_learning_rate_counts_weight_updates(tiny_config):
             float(schedule(count)))
 
 
+def test_weight_steps_run_as_one_scan_of_canonical_convolutions(tiny_config):
+    # T = 3 weight steps: one lax.scan whose body is one weight step, every convolution in it
+    # canonical (XLA:CPU runs other convolutions' gradients far slower in a loop body). That the
+    # scanned steps equal T steps by hand: test_strategies.py::test_one_step_is_its_composition.
+    config = tiny_config(**{"strategy.name": "idarts", "strategy.inner_steps": 3,
+                            "strategy.neumann_terms": 1})
+    setup = build(config)
+    batch = lambda n: {"image": np.zeros((n, 16, 8, 8, 1), np.uint8),  # noqa: E731
+                       "label": np.zeros((n, 16), np.int32)}
+    batches = {"train": batch(3), "val": batch(1)}
+    jaxpr = jax.make_jaxpr(lambda s, b: setup.strategy.step(s, b, setup.problem))(
+        setup.initial_state(), batches)
+    scans = [eqn for eqn in jaxpr.eqns if eqn.primitive.name == "scan"]
+    assert len(scans) == 1 and scans[0].params["length"] == 3
+    body = str(scans[0].params["jaxpr"])
+    assert "canonical_conv" in body and "conv_general_dilated" not in body
+
+
 def test_arch_weights_are_the_mode_without_a_key_and_samples_with_one():
     space = get_space("nb201", C=4, N=1)
     balenas = get_strategy("balenas", space, {"name": "vadam", "num_data": 100})

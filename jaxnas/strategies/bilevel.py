@@ -38,6 +38,7 @@ import optax
 from jaxnas import hypergrad as hg
 from jaxnas import transforms, viz
 from jaxnas.data.augment import normalize
+from jaxnas.spaces.ops import loop_body
 from jaxnas.strategies.base import Strategy, step_key, tree_norm
 from jaxnas.strategies.relaxations import Softmax
 from jaxnas.strategies.schedules import Alternating
@@ -146,20 +147,29 @@ class BilevelSearch(Strategy):
         return state.replace(step=state.step + 1), metrics
 
     def _weight_steps(self, state, xs, ys, problem):
-        # Unrolled, not a lax.scan: XLA's CPU backend runs a network's convolutions up to 30x
-        # slower inside a loop body (jax-ml/jax#12868), and T is small.
+        """T weight steps on xs [T, B, H, W, C], ys [T, B]. T > 1 of them run as one
+        ``lax.scan`` with canonical convolutions (``ops.loop_body``: XLA:CPU runs other
+        convolutions' gradients up to 30x slower in a loop body), so the program holds one
+        weight step whatever T. -> state, (mean loss, mean accuracy, last squared grad norm)."""
         weights = self.relaxation.weights(state.arch.alpha)
-        params, batch_stats, opt_w = state.params, state.batch_stats, state.opt_w
-        losses, accs = [], []
-        for t, (x, y) in enumerate(zip(xs, ys)):
-            key = jax.random.fold_in(step_key(state, 3), t)  # drop-path, when the problem has it
-            result = problem.weight_step(params, batch_stats, opt_w, weights, x, y, key)
-            params, batch_stats, opt_w = result.params, result.batch_stats, result.opt_w
-            losses.append(result.loss)
-            accs.append(result.accuracy)
+        key = step_key(state, 3)  # drop-path, when the problem has it
+
+        def one(carry, inputs):
+            t, x, y = inputs
+            result = problem.weight_step(*carry, weights, x, y, jax.random.fold_in(key, t))
+            return ((result.params, result.batch_stats, result.opt_w),
+                    (result.loss, result.accuracy, result.grad_sqnorm))
+
+        carry = (state.params, state.batch_stats, state.opt_w)
+        if len(xs) == 1:
+            carry, outs = one(carry, (0, xs[0], ys[0]))
+            outs = jax.tree.map(lambda a: a[None], outs)
+        else:
+            with loop_body():
+                carry, outs = jax.lax.scan(one, carry, (jnp.arange(len(xs)), xs, ys))
+        (params, batch_stats, opt_w), (losses, accs, sqnorms) = carry, outs
         state = state.replace(params=params, batch_stats=batch_stats, opt_w=opt_w)
-        return state, (jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs)),
-                       result.grad_sqnorm)
+        return state, (jnp.mean(losses), jnp.mean(accs), sqnorms[-1])
 
     def _maybe_move(self, move, state, train, val, lr, problem):
         if not (self.schedule.dynamic or self.warmup_epochs):
