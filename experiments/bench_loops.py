@@ -1,6 +1,6 @@
 """Loops over network updates: T weight steps of a supernet as a ``lax.scan`` of XLA's
-convolutions, as a ``lax.scan`` of canonical ones (``jaxnas.spaces.ops.loop_body``, what the
-search step runs for T > 1), and as an unrolled Python loop, in one run.
+convolutions, as a ``lax.scan`` of canonical ones (``jaxnas.spaces.ops.canonical_convs``, what
+the search step runs for T > 1), and as an unrolled Python loop, in one run.
 
     python -m experiments.bench_loops --space=nb201 --C=16 --cells=5 --batch=64 --steps=2
 
@@ -20,7 +20,7 @@ from absl import app, flags
 
 from experiments.bench_common import supernet_problem
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
-from jaxnas.spaces.ops import loop_body
+from jaxnas.spaces.ops import canonical_convs
 from jaxnas.trees import tree_index
 
 _STEPS = flags.DEFINE_integer("steps", 2, "Weight steps per call (T).")
@@ -47,7 +47,7 @@ def main(argv):
     def canonical(w, opt, batches):
         # A new body function: lax.scan reuses a body's trace by the function's identity, which
         # would reuse ``scanned``'s trace and its XLA convolutions.
-        with loop_body():
+        with canonical_convs():
             return jax.lax.scan(lambda carry, batch: one(carry, batch), (w, opt), batches)[0]
 
     def unrolled(w, opt, batches):

@@ -96,15 +96,6 @@ def depthwise_taps():
         _DEPTHWISE_TAPS.reset(token)
 
 
-@contextlib.contextmanager
-def loop_body():
-    """``canonical_convs`` and ``depthwise_taps`` together: the convolutions a loop body (a
-    ``lax.scan`` over cells, edges or weight steps) should trace, which XLA:CPU runs as fast
-    there as outside a loop."""
-    with canonical_convs(), depthwise_taps():
-        yield
-
-
 def conv(features: int, kernel: int | Sequence[int], stride=1, padding=0, dilation=1, groups=1,
          name: str | None = None) -> nn.Conv:
     """A bias-free convolution with explicit symmetric padding, canonical inside

@@ -18,7 +18,7 @@ and saves on CPU).
 import flax.linen as nn
 import jax
 
-from jaxnas.spaces.ops import loop_body
+from jaxnas.spaces.ops import canonical_convs, depthwise_taps
 from jaxnas.trees import tree_index, tree_stack
 
 
@@ -50,7 +50,7 @@ def scan_cells(parent: nn.Module, cell: nn.Module, names: tuple[str, ...], x, *a
 def apply_in_loop(module: nn.Module, variables, *args, update: bool):
     """``module.apply(variables, *args)`` as a loop body runs it: with canonical convolutions
     and depthwise taps. -> (output, the new batch statistics when ``update``, else None)."""
-    with loop_body():
+    with canonical_convs(), depthwise_taps():
         if not update:
             return module.apply(variables, *args), None
         y, state = module.apply(variables, *args, mutable=["batch_stats"])

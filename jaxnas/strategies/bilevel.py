@@ -38,7 +38,7 @@ import optax
 from jaxnas import hypergrad as hg
 from jaxnas import transforms, viz
 from jaxnas.data.augment import normalize
-from jaxnas.spaces.ops import loop_body
+from jaxnas.spaces.ops import canonical_convs
 from jaxnas.strategies.base import Strategy, step_key, tree_norm
 from jaxnas.strategies.relaxations import Softmax
 from jaxnas.strategies.schedules import Alternating
@@ -148,9 +148,11 @@ class BilevelSearch(Strategy):
 
     def _weight_steps(self, state, xs, ys, problem):
         """T weight steps on xs [T, B, H, W, C], ys [T, B]. T > 1 of them run as one
-        ``lax.scan`` with canonical convolutions (``ops.loop_body``: XLA:CPU runs other
+        ``lax.scan`` with canonical convolutions (``ops.canonical_convs``: XLA:CPU runs other
         convolutions' gradients up to 30x slower in a loop body), so the program holds one
-        weight step whatever T. -> state, (mean loss, mean accuracy, last squared grad norm)."""
+        weight step whatever T. Depthwise ones stay as the supernet builds them (taps only in
+        scanned cells, whose program holds each edge once). -> state, (mean loss, mean
+        accuracy, last squared grad norm)."""
         weights = self.relaxation.weights(state.arch.alpha)
         key = step_key(state, 3)  # drop-path, when the problem has it
 
@@ -165,7 +167,7 @@ class BilevelSearch(Strategy):
             carry, outs = one(carry, (0, xs[0], ys[0]))
             outs = jax.tree.map(lambda a: a[None], outs)
         else:
-            with loop_body():
+            with canonical_convs():
                 carry, outs = jax.lax.scan(one, carry, (jnp.arange(len(xs)), xs, ys))
         (params, batch_stats, opt_w), (losses, accs, sqnorms) = carry, outs
         state = state.replace(params=params, batch_stats=batch_stats, opt_w=opt_w)
