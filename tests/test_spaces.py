@@ -196,15 +196,21 @@ def test_a_rematerialized_supernet_has_the_same_variables_values_and_gradients(n
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_nb201_scans_its_stages_by_default_on_accelerators_only(monkeypatch):
-    # scan=None (the configs' default) scans on a GPU or TPU, where it halves compile time at
-    # the same step time, and not on a CPU, where a scanned second-order step is slower.
+def test_nb201_scans_its_stages_by_default_and_recomputes_them_on_the_cpu(monkeypatch):
+    # scan=None (the configs' default) scans every stage of more than one cell; remat=None
+    # recomputes the scanned cells' activations on the CPU, whose step is bound by memory
+    # traffic, and not on a GPU or TPU, nor in unrolled stages.
     space, unrolled = get_space("nb201", C=4, N=2), get_space("nb201", C=4, N=2, scan=False)
-    assert space.scan is None
-    for backend, scanned in (("cpu", False), ("gpu", True), ("tpu", True)):
+    assert space.scan is None and space.remat is None
+    for backend, remat in (("cpu", True), ("gpu", False), ("tpu", False)):
         monkeypatch.setattr(jax, "default_backend", lambda b=backend: b)
-        assert space.supernet(5).scan is scanned, backend
-        assert unrolled.supernet(5).scan is False
+        assert space.supernet(5).scan is True, backend
+        assert space.supernet(5).remat is remat, backend
+        assert unrolled.supernet(5).scan is False and unrolled.supernet(5).remat is False
+        single = get_space("nb201", C=4, N=1).supernet(5)
+        assert single.scan is False and single.remat is False
+    kept = get_space("nb201", C=4, N=2, remat=False).supernet(5)
+    assert kept.scan is True and kept.remat is False
 
 
 @pytest.mark.parametrize("remat", [False, True])

@@ -42,10 +42,10 @@ def search_defaults() -> ml_collections.ConfigDict:
     c.drop_path = 0.0
 
     # The space's name and size come from each config. scan: repeated pieces as one lax.scan,
-    # compiled once (NB201: a stage's cells, unset: on a GPU or TPU; DARTS: a cell's edges of
-    # one stride, unset: wherever the strategy allows). remat: recompute activations in the
-    # backward pass instead of storing them (less memory, more compute; unset: off for NB201,
-    # in scanned DARTS cells, where it is also faster on a CPU).
+    # compiled once (NB201: a stage's cells, unset: when a stage has more than one; DARTS: a
+    # cell's edges of one stride, unset: wherever the strategy allows). remat: recompute
+    # activations in the backward pass instead of storing them (less memory, more compute;
+    # unset: in scanned DARTS cells, and in scanned NB201 stages on a CPU, where it is faster).
     c.space = ml_collections.ConfigDict(dict(remat=ml_collections.config_dict.placeholder(bool),
                                              scan=ml_collections.config_dict.placeholder(bool)))
     c.strategy = ml_collections.ConfigDict({"name": "darts"})

@@ -23,11 +23,10 @@ FIXED_EDGES = ((1, 2), (0, 2), (2, 3), (0, 3), (3, 4), (0, 4), (4, 5), (0, 5))
 class NB201Space:
     """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
     a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
-    ``remat`` recomputes each supernet cell's activations in the backward pass (less memory,
-    more compute; None: off); ``scan`` runs each stage's cells as one ``lax.scan`` (compiled
-    once; the same parameters and values); None: on a GPU or TPU, where it compiles in half the
-    time at the same step time, and not on a CPU, where a scanned second-order step runs slower
-    (``BENCHMARKS.md``)."""
+    ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the same parameters and
+    values); None: when a stage has more than one cell. ``remat`` recomputes a supernet cell's
+    activations in the backward pass instead of storing them; None: in scanned stages on the
+    CPU, whose steps are bound by memory traffic, and not on accelerators (``BENCHMARKS.md``)."""
 
     C: int = 16
     N: int = 5
@@ -55,9 +54,10 @@ class NB201Space:
         if drop_path:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
+        scan = self.N > 1 if self.scan is None else self.scan
+        remat = (scan and jax.default_backend() == "cpu") if self.remat is None else self.remat
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
-                                    single_path=single_path, remat=bool(self.remat),
-                                    scan=scan_by_default() if self.scan is None else self.scan)
+                                    single_path=single_path, remat=remat, scan=scan)
 
     def cell_kind(self, module: str) -> str | None:
         """The architecture key of the supernet's top-level module ``module`` when it is a cell
@@ -209,11 +209,6 @@ def get_space(name: str, **options):
     if "ops" in options:
         options["ops"] = tuple(options["ops"])
     return SPACES[name](**options)
-
-
-def scan_by_default() -> bool:
-    """Whether an NB201 space with ``scan=None`` scans its stages: on any backend but the CPU."""
-    return jax.default_backend() != "cpu"
 
 
 def _frozen_edge_ops(edge_ops, num_edges: int) -> tuple:
