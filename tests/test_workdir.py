@@ -90,6 +90,42 @@ def test_the_first_nonfinite_step_is_recorded_once_from_any_leaf_or_metric():
                      {"loss": jnp.float32(jnp.nan)})) == 3
 
 
+def test_the_collector_is_paused_inside_and_its_setting_restored_after():
+    import gc
+
+    from jaxnas.engine.loop import collector_paused
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            with collector_paused():
+                assert not gc.isenabled()
+            assert gc.isenabled() == enabled
+            with pytest.raises(KeyError), collector_paused():
+                raise KeyError("in the step")
+            assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_the_search_steps_run_with_the_collector_paused(tmp_path, tiny_config, monkeypatch):
+    import gc
+
+    from jaxnas.engine import search_loop
+
+    seen = []
+
+    def recording(*args):
+        step = make_step(*args)
+        return lambda state, batches: (seen.append(gc.isenabled()), step(state, batches))[1]
+
+    make_step = search_loop.make_step
+    monkeypatch.setattr(search_loop, "make_step", recording)
+    search(tiny_config(max_steps=2), str(tmp_path / "run"))
+    assert seen == [False, False] and gc.isenabled()
+
+
 def test_a_nan_run_saves_only_finite_states_and_names_the_first_bad_step(tmp_path, tiny_config,
                                                                          caplog):
     from jaxnas.engine import build

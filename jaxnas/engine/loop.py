@@ -1,7 +1,10 @@
 """Pieces both loops (search and retraining) share: the dataset as ``config.data_pipeline`` says
 (in memory or streamed), resuming, each step's batches from the host (read in the loop, or
-streamed by grain), the wall time kept in the state, and the check for a non-finite loss before
-anything is logged or saved."""
+streamed by grain), the wall time kept in the state, the check for a non-finite loss before
+anything is logged or saved, and Python's garbage collector paused while a step is traced."""
+
+import contextlib
+import gc
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +85,22 @@ def step_batches(read, start: int, total: int, config, restored=None):
                              f"not fit this loader ({type(e).__name__}: {e}); resume with the "
                              "config.data_workers the run was saved with.") from None
     return iterator
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off inside, its setting restored after. Tracing a large
+    step creates hundreds of thousands of objects that outlive it (the jaxpr), and each full
+    collection they set off walks the whole heap: 2.1 of the 8.2 s that ``darts2_nb201.py``
+    took to trace its step (BENCHMARKS.md). Objects are still freed by reference counting
+    inside; only reference cycles wait."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def first_nonfinite_step(old, new, metrics: dict):

@@ -28,8 +28,8 @@ from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
 from jaxnas.engine.evaluate import PathEvaluator
-from jaxnas.engine.loop import (check_finite, first_nonfinite_step, open_data, resume,
-                                step_batches, validate_data)
+from jaxnas.engine.loop import (check_finite, collector_paused, first_nonfinite_step, open_data,
+                                resume, step_batches, validate_data)
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import cosine_by_epoch, drop_path_by_epoch, weight_optimizer
 from jaxnas.engine.stages import check_shrinking, read_kept, shrink_stage, stage_plan, write_kept
@@ -245,10 +245,13 @@ def _run(setup, workdir, mesh, lookup) -> SearchResult:
     try:
         for step in range(start, total_steps):
             batch = to_global(next(batches), mesh, batch_axis=1)
-            state, metrics = step_fn(state, batch)
+            with collector_paused():  # the first calls trace and compile
+                state, metrics = step_fn(state, batch)
             done = step + 1
             if eigen_fn is not None and done % config.eigenvalue_every == 0:
-                writer.write(done, {"alpha_hessian_eigenvalue": eigen_fn(state, batch["val"])})
+                with collector_paused():
+                    value = eigen_fn(state, batch["val"])
+                writer.write(done, {"alpha_hessian_eigenvalue": value})
             if done % config.log_every == 0 or done == total_steps:
                 check_finite(state, checkpoints, _ADVICE)
                 metrics = _log(writer, progress, strategy, space, lookup, state, metrics, done)

@@ -34,8 +34,8 @@ from jaxnas.data import (BatchStream, EvalReader, StepReader, check_batch_size, 
 from jaxnas.distributed import on_chief
 from jaxnas.engine import config as config_lib
 from jaxnas.engine.checkpoints import Checkpoints
-from jaxnas.engine.loop import (check_finite, first_nonfinite_step, open_data, replicated_seconds,
-                                resume, step_batches, validate_data)
+from jaxnas.engine.loop import (check_finite, collector_paused, first_nonfinite_step, open_data,
+                                replicated_seconds, resume, step_batches, validate_data)
 from jaxnas.engine.metrics import MetricsWriter, Progress, format_duration
 from jaxnas.engine.optim import drop_path_by_epoch, epoch_schedule, weight_optimizer
 from jaxnas.engine.workdir import check_workdir, claim_workdir, locked
@@ -350,7 +350,8 @@ def _run(config, genotype, dataset, setup, workdir, mesh) -> TrainResult:
     try:
         for step in range(start, total):
             batch = to_global(next(batches)["train"], mesh, batch_axis=1)
-            state, metrics = step_fn(state, tree_index(batch, 0))
+            with collector_paused():  # the first call traces and compiles
+                state, metrics = step_fn(state, tree_index(batch, 0))
             done = step + 1
             if done % config.log_every == 0 or done == total:
                 check_finite(state, checkpoints, _ADVICE)
