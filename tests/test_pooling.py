@@ -1,9 +1,13 @@
-"""Max pooling differentiated through its window slices (jaxnas.spaces.pooling): values,
-gradients and Hessian-vector products against XLA's max pooling, compiled; ties go to the
-window's first maximal element, as a loop over the windows says; the CPU program holds no
-select-and-scatter; the index barrier keeps values and takes integers only."""
+"""Pooling in its CPU forms (jaxnas.spaces.pooling), each window reduced along the rows, then
+the columns (the search operations' programs hold no two-dimensional window). Max pooling:
+values exactly XLA's, and gradients and Hessian-vector products through its window slices
+against XLA's, compiled; ties go to the window's first maximal element, as a loop over the
+windows says; the CPU program holds no select-and-scatter; the index barrier keeps values and
+takes integers only. Average pooling: values against a loop over the windows, values and
+derivatives against flax's."""
 
 import functools
+import re
 
 import flax.linen as nn
 import jax
@@ -43,6 +47,7 @@ def test_values_and_derivatives_equal_xla(kernel, stride):
     v = jax.random.normal(keys[2], x.shape)
     got = _derivatives(pooling.max_pool, kernel, stride, x, ct, v)(x)
     want = _derivatives(nn.max_pool, kernel, stride, x, ct, v)(x)
+    np.testing.assert_array_equal(got[0], want[0])  # maxima are exact, whatever the order
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
 
@@ -89,11 +94,51 @@ def test_cpu_gradient_holds_no_select_and_scatter():
     assert "conditional(" in hlo  # the index barrier
 
 
-def test_search_operations_use_it_where_taps_are_faster():
+def test_search_operations_use_them_where_they_are_faster():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
-    op = ops.make_op("max_pool_3x3", 3, 1, affine=False)
-    jaxpr = str(jax.make_jaxpr(lambda x: op.apply({}, x))(x))
-    assert ("custom_jvp_call" in jaxpr) == pooling.taps_are_faster()
+    jaxpr = lambda name: str(jax.make_jaxpr(
+        lambda x: ops.make_op(name, 3, 1, affine=False).apply({}, x))(x))
+    assert ("custom_jvp_call" in jaxpr("max_pool_3x3")) == pooling.cpu_forms_are_faster()
+    windows = lambda name: re.findall(r"window_dimensions=\(([\d, ]+)\)", jaxpr(name))
+    rows_then_columns = ["1, 3, 1, 1", "1, 1, 3, 1"]
+    assert windows("max_pool_3x3") == (rows_then_columns if pooling.cpu_forms_are_faster()
+                                       else ["1, 3, 3, 1"])
+    assert windows("avg_pool_3x3") == (rows_then_columns if pooling.cpu_forms_are_faster()
+                                       else ["1, 3, 3, 1"] * 2)  # flax's: sums and counts
+
+
+AVERAGES = pytest.mark.parametrize("kernel,stride,shape", [
+    (3, 1, (2, 9, 10, 4)),  # avg_pool_3x3
+    (3, 2, (2, 9, 10, 4)),  # avg_pool_3x3 on a reduction edge, odd sizes
+    (3, 2, (1, 8, 8, 3)),
+    (5, 1, (1, 6, 7, 2)),  # a window wider than half the image
+])
+
+
+@AVERAGES
+def test_average_pooling_averages_the_in_bounds_pixels_of_each_window(kernel, stride, shape):
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), shape))
+    got = np.asarray(jax.jit(functools.partial(_pool, pooling.avg_pool, kernel, stride))(x))
+    pad = kernel // 2
+    for b, i, j, c in np.ndindex(*got.shape):
+        rows = range(max(stride * i - pad, 0), min(stride * i - pad + kernel, shape[1]))
+        cols = range(max(stride * j - pad, 0), min(stride * j - pad + kernel, shape[2]))
+        want = np.mean([x[b, r, s, c] for r in rows for s in cols])
+        np.testing.assert_allclose(got[b, i, j, c], want, rtol=1e-5, atol=1e-6)
+
+
+@AVERAGES
+def test_average_pooling_and_its_derivatives_equal_flax(kernel, stride, shape):
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    x = jax.random.normal(keys[0], shape)
+    flax_pool = functools.partial(nn.avg_pool, count_include_pad=False)
+    ct = jax.random.normal(keys[1], jax.eval_shape(functools.partial(
+        _pool, flax_pool, kernel, stride), x).shape)
+    v = jax.random.normal(keys[2], x.shape)
+    got = _derivatives(pooling.avg_pool, kernel, stride, x, ct, v)(x)
+    want = _derivatives(flax_pool, kernel, stride, x, ct, v)(x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
 def test_index_barrier_keeps_values_and_takes_integers_only():

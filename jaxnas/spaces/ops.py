@@ -11,6 +11,7 @@ to pooling operations (what the DARTS search network's mixed operation does).
 
 import contextlib
 import contextvars
+import functools
 import math
 from typing import Sequence
 
@@ -228,7 +229,8 @@ class FactorizedConv(nn.Module):
 
 
 class Pool(nn.Module):
-    """k x k max or average pooling with padding k//2 (averages exclude the padding)."""
+    """k x k max or average pooling with padding k//2 (averages exclude the padding); on the CPU
+    in ``jaxnas.spaces.pooling``'s forms."""
 
     kind: str
     kernel: int
@@ -239,11 +241,12 @@ class Pool(nn.Module):
     def __call__(self, x, train: bool = False):
         window, strides = (self.kernel,) * 2, (self.stride,) * 2
         pad = ((self.kernel // 2,) * 2,) * 2
-        if self.kind == "max":
-            max_pool = pooling.max_pool if pooling.taps_are_faster() else nn.max_pool
-            x = max_pool(x, window, strides, pad)
+        if pooling.cpu_forms_are_faster():
+            pool = pooling.max_pool if self.kind == "max" else pooling.avg_pool
         else:
-            x = nn.avg_pool(x, window, strides, pad, count_include_pad=False)
+            pool = (nn.max_pool if self.kind == "max" else
+                    functools.partial(nn.avg_pool, count_include_pad=False))
+        x = pool(x, window, strides, pad)
         return batch_norm(train, affine=False)(x) if self.bn else x
 
 
