@@ -2,7 +2,7 @@
 then along the columns; max pooling's derivatives as taps.
 
 XLA:CPU runs a 3 x 3 window as two one-dimensional ``reduce-window`` ops (whose transposes are
-one-dimensional too) 3-6 times faster than as one (``BENCHMARKS.md``): ``avg_pool`` sums each
+one-dimensional too) 3-8 times faster than as one (``BENCHMARKS.md``): ``avg_pool`` sums each
 window that way and divides by its in-bounds count; ``max_pool`` takes its maxima that way
 (exactly XLA's, a maximum has no rounding).
 
