@@ -1,9 +1,9 @@
 """Pooling in its CPU forms (jaxnas.spaces.pooling), each window reduced along the rows, then
-the columns (the search operations' programs hold no two-dimensional window). Max pooling:
-values exactly XLA's, and gradients and Hessian-vector products through its window slices
-against XLA's, compiled; ties go to the window's first maximal element, as a loop over the
-windows says; the CPU program holds no select-and-scatter; the index barrier keeps values and
-takes integers only. Average pooling: values against a loop over the windows, values and
+the columns (on the CPU the search operations' programs hold no two-dimensional window). Max
+pooling: values exactly XLA's, and gradients and Hessian-vector products through its window
+slices against XLA's, compiled; ties go to the window's first maximal element, as a loop over
+the windows says; the CPU program holds no select-and-scatter; the index barrier keeps values
+and takes integers only. Average pooling: values against a loop over the windows, values and
 derivatives against flax's."""
 
 import functools

@@ -114,13 +114,12 @@ def test_the_search_steps_run_with_the_collector_paused(tmp_path, tiny_config, m
 
     from jaxnas.engine import search_loop
 
-    seen = []
+    make_step, seen = search_loop.make_step, []
 
     def recording(*args):
         step = make_step(*args)
         return lambda state, batches: (seen.append(gc.isenabled()), step(state, batches))[1]
 
-    make_step = search_loop.make_step
     monkeypatch.setattr(search_loop, "make_step", recording)
     search(tiny_config(max_steps=2), str(tmp_path / "run"))
     assert seen == [False, False] and gc.isenabled()
