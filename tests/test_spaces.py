@@ -196,20 +196,25 @@ def test_a_rematerialized_supernet_has_the_same_variables_values_and_gradients(n
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_nb201_scans_its_stages_by_default_and_recomputes_them_on_the_cpu(monkeypatch):
-    # scan=None (the configs' default) scans every stage of more than one cell; remat=None
-    # recomputes the scanned cells' activations on the CPU, whose step is bound by memory
-    # traffic, and not on a GPU or TPU, nor in unrolled stages.
+def test_nb201_scans_its_stages_by_default_except_the_cpus_mixed_supernet(monkeypatch):
+    # scan=None (the configs' default) scans every stage of more than one cell on a GPU or TPU,
+    # and on the CPU the single-path supernet's only: the CPU's mixed step runs faster unrolled.
+    # remat=None recomputes the scanned cells' activations on the CPU, whose step is bound by
+    # memory traffic, and not on a GPU or TPU, nor in unrolled stages.
     space, unrolled = get_space("nb201", C=4, N=2), get_space("nb201", C=4, N=2, scan=False)
     assert space.scan is None and space.remat is None
-    for backend, remat in (("cpu", True), ("gpu", False), ("tpu", False)):
+    for backend, mixed_scan, remat in (("cpu", False, True), ("gpu", True, False),
+                                       ("tpu", True, False)):
         monkeypatch.setattr(jax, "default_backend", lambda b=backend: b)
-        assert space.supernet(5).scan is True, backend
-        assert space.supernet(5).remat is remat, backend
-        assert unrolled.supernet(5).scan is False and unrolled.supernet(5).remat is False
-        single = get_space("nb201", C=4, N=1).supernet(5)
-        assert single.scan is False and single.remat is False
-    kept = get_space("nb201", C=4, N=2, remat=False).supernet(5)
+        mixed, single = space.supernet(5), space.supernet(5, single_path=True)
+        assert mixed.scan is mixed_scan and mixed.remat is (mixed_scan and remat), backend
+        assert single.scan is True and single.remat is remat, backend
+        for net in (unrolled.supernet(5), unrolled.supernet(5, single_path=True),
+                    get_space("nb201", C=4, N=1).supernet(5, single_path=True)):
+            assert net.scan is False and net.remat is False, backend
+        asked = get_space("nb201", C=4, N=2, scan=True).supernet(5)
+        assert asked.scan is True and asked.remat is remat, backend
+    kept = get_space("nb201", C=4, N=2, scan=True, remat=False).supernet(5)
     assert kept.scan is True and kept.remat is False
 
 

@@ -42,8 +42,9 @@ def search_defaults() -> ml_collections.ConfigDict:
     c.drop_path = 0.0
 
     # The space's name and size come from each config. scan: repeated pieces as one lax.scan,
-    # compiled once (NB201: a stage's cells, unset: when a stage has more than one; DARTS: a
-    # cell's edges of one stride, unset: wherever the strategy allows). remat: recompute
+    # compiled once (NB201: a stage's cells, unset: when a stage has more than one, but on a
+    # CPU in the single-path supernet only, the mixed one's step running faster unrolled; DARTS:
+    # a cell's edges of one stride, unset: wherever the strategy allows). remat: recompute
     # activations in the backward pass instead of storing them (less memory, more compute;
     # unset: in scanned DARTS cells, and in scanned NB201 stages on a CPU, where it is faster).
     c.space = ml_collections.ConfigDict(dict(remat=ml_collections.config_dict.placeholder(bool),

@@ -24,9 +24,11 @@ class NB201Space:
     """NAS-Bench-201: ``N`` cells per stage, ``C`` channels in the first stage; ``node_bn`` adds
     a non-affine batch norm after each node's sum in the supernet (constrained DARTS's CRB);
     ``scan`` runs each stage's cells as one ``lax.scan`` (compiled once; the same parameters and
-    values); None: when a stage has more than one cell. ``remat`` recomputes a supernet cell's
-    activations in the backward pass instead of storing them; None: in scanned stages on the
-    CPU, whose steps are bound by memory traffic, and not on accelerators (``BENCHMARKS.md``)."""
+    values); None: when a stage has more than one cell, except in the CPU's mixed supernet,
+    whose unrolled step runs faster (the single-path one runs faster scanned). ``remat``
+    recomputes a supernet cell's activations in the backward pass instead of storing them; None:
+    in scanned stages on the CPU, whose steps are bound by memory traffic, and not on
+    accelerators (``BENCHMARKS.md``)."""
 
     C: int = 16
     N: int = 5
@@ -54,7 +56,10 @@ class NB201Space:
         if drop_path:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
-        scan = self.N > 1 if self.scan is None else self.scan
+        if self.scan is None:
+            scan = self.N > 1 and (single_path or jax.default_backend() != "cpu")
+        else:
+            scan = self.scan
         remat = (scan and jax.default_backend() == "cpu") if self.remat is None else self.remat
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
                                     single_path=single_path, remat=remat, scan=scan)
