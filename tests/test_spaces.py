@@ -209,8 +209,9 @@ def test_nb201_scans_its_stages_by_default_except_the_cpus_mixed_supernet(monkey
         mixed, single = space.supernet(5), space.supernet(5, single_path=True)
         assert mixed.scan is mixed_scan and mixed.remat is (mixed_scan and remat), backend
         assert single.scan is True and single.remat is remat, backend
+        one_cell = get_space("nb201", C=4, N=1)
         for net in (unrolled.supernet(5), unrolled.supernet(5, single_path=True),
-                    get_space("nb201", C=4, N=1).supernet(5, single_path=True)):
+                    one_cell.supernet(5), one_cell.supernet(5, single_path=True)):
             assert net.scan is False and net.remat is False, backend
         asked = get_space("nb201", C=4, N=2, scan=True).supernet(5)
         assert asked.scan is True and asked.remat is remat, backend

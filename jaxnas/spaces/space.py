@@ -56,11 +56,9 @@ class NB201Space:
         if drop_path:
             raise ValueError("The NAS-Bench-201 supernet has no drop-path; set "
                              "config.drop_path=0.")
-        if self.scan is None:
-            scan = self.N > 1 and (single_path or jax.default_backend() != "cpu")
-        else:
-            scan = self.scan
-        remat = (scan and jax.default_backend() == "cpu") if self.remat is None else self.remat
+        cpu = jax.default_backend() == "cpu"
+        scan = self.N > 1 and (single_path or not cpu) if self.scan is None else self.scan
+        remat = (scan and cpu) if self.remat is None else self.remat
         return nb201.nb201_supernet(self.C, self.N, num_classes, self.ops, node_bn=self.node_bn,
                                     single_path=single_path, remat=remat, scan=scan)
 
