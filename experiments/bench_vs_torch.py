@@ -10,7 +10,8 @@ Methods (one search step = an architecture update and a weight update; the passe
 runs are counted in ``torch_reference.Search``'s docstrings, and jaxnas runs the same ones):
 ``first_order`` (DARTS first order, alpha first), ``darts2_exact`` (DARTS second order by a
 double backward), ``darts2_fd`` (the finite difference of DARTS's code), ``neumann`` (iDARTS
-with T = 1 and K = 2). jaxnas runs its real jitted step (``make_step`` of the strategy as
+with T = 1 and K = 2), ``neumann_jvp`` (the same with each second-order product its own jvp:
+``strategy.linearize=False``). jaxnas runs its real jitted step (``make_step`` of the strategy as
 ``darts``, ``darts2``, ``idarts`` build it), without augmentation, on the same random batches
 (uint8 images; the PyTorch side normalizes them the same way). Both sides are warmed up
 (``--warmup`` steps; jaxnas's first includes compilation, reported), then timed in turns, one
@@ -46,6 +47,8 @@ METHODS = {  # name -> (jaxnas strategy, its options, the PyTorch step)
     "darts2_exact": ("darts2", {"hvp": "exact"}, "darts2_exact"),
     "darts2_fd": ("darts2", {"hvp": "finite_difference"}, "darts2_finite_difference"),
     "neumann": ("idarts", {"inner_steps": 1, "neumann_terms": 2}, "neumann"),
+    "neumann_jvp": ("idarts", {"inner_steps": 1, "neumann_terms": 2, "linearize": False},
+                    "neumann"),
 }
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 LR = 0.025

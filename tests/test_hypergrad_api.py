@@ -5,6 +5,7 @@ strongly convex inner loss that is not quadratic (softplus term) and a validatio
 also depends on alpha directly. Dense references: `jax.hessian` / `jax.jacfwd` on flat vectors.
 """
 
+import dataclasses
 import re
 
 import jax
@@ -80,9 +81,12 @@ def dense_reference(w, alpha, inner_batch, outer_batch):
     return [np.asarray(x) for x in derivatives(flat_w, flat_a)]
 
 
-def test_pytree_methods_match_dense_formulas(x64):
+@pytest.mark.parametrize("linearize", [True, False])
+def test_pytree_methods_match_dense_formulas(x64, linearize):
+    # linearize=False: the implicit methods' products each their own jvp, not one linearization.
     w, alpha, inner_batch, outer_batch = make_problem(jnp.float64)
     g_alpha, g_w, hessian, jac = dense_reference(w, alpha, inner_batch, outer_batch)
+    inner_grad_norm = np.linalg.norm(flat(jax.grad(inner_loss)(w, alpha, inner_batch)))
     implicit = g_alpha - jac.T @ np.linalg.solve(hessian, g_w)
     step = np.eye(len(g_w)) - NEUMANN.lr * hessian
     expected = {
@@ -93,11 +97,19 @@ def test_pytree_methods_match_dense_formulas(x64):
         AMENDED: g_alpha - AMENDED.eta * jac.T @ hessian @ g_w,
     }
     for method, value in expected.items():
-        grad, _ = hypergradient_jit(method, inner_loss, outer_loss, w, alpha, inner_batch,
-                                    outer_batch)
+        if method != FIRST:
+            method = dataclasses.replace(method, linearize=linearize)
+        grad, info = hypergradient_jit(method, inner_loss, outer_loss, w, alpha, inner_batch,
+                                       outer_batch)
         assert jax.tree.structure(grad) == jax.tree.structure(alpha)
         assert [g.shape for g in grad] == [a.shape for a in alpha]
         np.testing.assert_allclose(flat(grad), value, rtol=1e-8, err_msg=repr(method))
+        if method != FIRST:
+            np.testing.assert_allclose(info["inner_grad_norm"], inner_grad_norm, rtol=1e-12)
+
+
+def test_pytree_unrolled_matches_autodiff_through_the_sgd_steps(x64):
+    w, alpha, inner_batch, outer_batch = make_problem(jnp.float64)
 
     @jax.jit
     @jax.grad
@@ -192,7 +204,7 @@ def test_has_aux_returns_outer_aux_and_same_gradients(x64):
         return outer_loss(w, alpha, batch), {"pred_mean": jnp.mean(pred, axis=0),
                                              "count": jnp.int32(x.shape[0])}
 
-    for method in (FIRST, UNROLLED, NEUMANN):
+    for method in (FIRST, UNROLLED, NEUMANN, hg.Amended(0.1, linearize=False)):
         grad, info = hypergradient_jit(method, inner_with_aux, outer_with_aux, w, alpha,
                                        inner_batch, outer_batch, has_aux=True)
         plain, plain_info = hypergradient_jit(method, inner_loss, outer_loss, w, alpha,
@@ -257,6 +269,10 @@ def test_unknown_method_is_a_type_error():
     (lambda: hg.ConjugateGradient(10, 1e-5, damping=-1.0), "damping", -1.0),
     (lambda: hg.Amended(-0.1), "eta", -0.1),
     (lambda: hg.Amended(float("inf")), "eta", float("inf")),
+    (lambda: hg.Neumann(0.1, 2, linearize=1), "linearize", 1),
+    (lambda: hg.ConjugateGradient(10, 1e-5, linearize="yes"), "linearize", "yes"),
+    (lambda: hg.Exact(linearize=None), "linearize", None),
+    (lambda: hg.Amended(0.1, linearize=0), "linearize", 0),
 ])
 def test_method_validation_names_the_bad_value(build, name, value):
     with pytest.raises(ValueError, match=rf"\b{name}\b.*{re.escape(repr(value))}"):

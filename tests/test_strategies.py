@@ -56,6 +56,8 @@ CASES = {  # strategy options, the method it must use, T, alpha first
                   lambda lr: hg.Unrolled(lr, 1, "finite_difference", 0.05), 1, True),
     "idarts": ({"inner_steps": 3, "neumann_terms": 2, "gamma_scale": 0.5},
                lambda lr: hg.Neumann(0.5 * lr, 2), 3, False),
+    "idarts_jvp": ({"inner_steps": 2, "neumann_terms": 1, "linearize": False},
+                   lambda lr: hg.Neumann(lr, 1, linearize=False), 2, False),
     "amended": ({"eta": 0.3}, lambda lr: hg.Amended(0.3), 1, True),
     "amended_wd": ({"eta": 0.3, "hessian_weight_decay": 0.01}, lambda lr: hg.Amended(0.3), 1,
                    True),
@@ -71,6 +73,7 @@ def test_one_step_is_its_composition_by_hand(tiny_config, case):
     problem = _toy_problem(config)
     state = init_state(0, strategy, ToySpace(), problem, (4, 4, 1))
     batches = _toy_batches(inner_steps)
+    assert strategy.method(0.1) == method(0.1)
     new, metrics = jax.jit(lambda s, b: strategy.step(s, b, problem))(state, batches)
 
     # By hand: weight steps (before alpha in iDARTS), the method's hypergradient at that point on
@@ -213,6 +216,8 @@ def test_drop_path_in_the_weight_steps(tiny_config):
     ("idarts", {"neumann_terms": -1}, "terms must be an integer >= 0"),
     ("idarts", {"inner_steps": 0}, "inner_steps must be >= 1"),
     ("amended", {"eta": -1.0}, "eta must be"),
+    ("idarts", {"linearize": "no"}, r"config.strategy \(neumann\).*linearize must be True or "
+                                    "False, got 'no'"),
     ("darts", {"eta": 0.1}, r"Unknown option\(s\) \['eta'\]"),
     ("darts2", {"virtual_step": "adam"}, "virtual_step must be one of 'sgd', 'momentum'"),
     ("darts", {"alpha_first": "yes"}, "alpha_first must be True or False"),

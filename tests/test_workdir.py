@@ -182,6 +182,25 @@ def test_how_the_step_compiles_may_change_on_resume(tmp_path):
             {"space": {"name": "nb201", "C": 8, "scan": False, "remat": False}}))
 
 
+def test_how_the_hypergradient_products_are_formed_may_change_on_resume(tmp_path):
+    # strategy.linearize (and strategy.hypergradient.linearize) choose between one linearization
+    # and a jvp per product, the same values: a run saved before the field existed, or with the
+    # other value, resumes; the strategy's other fields still may not change.
+    claim_workdir(str(tmp_path), ml_collections.ConfigDict(
+        {"strategy": {"name": "idarts", "neumann_terms": 2}}))
+    for linearize in (True, False):
+        claim_workdir(str(tmp_path), ml_collections.ConfigDict(
+            {"strategy": {"name": "idarts", "neumann_terms": 2, "linearize": linearize}}))
+    claim_workdir(str(tmp_path / "any"), ml_collections.ConfigDict(
+        {"strategy": {"name": "constrained", "hypergradient": {"name": "neumann"}}}))
+    claim_workdir(str(tmp_path / "any"), ml_collections.ConfigDict(
+        {"strategy": {"name": "constrained",
+                      "hypergradient": {"name": "neumann", "linearize": True}}}))
+    with pytest.raises(ValueError, match="strategy.neumann_terms cannot change in a run"):
+        claim_workdir(str(tmp_path), ml_collections.ConfigDict(
+            {"strategy": {"name": "idarts", "neumann_terms": 3, "linearize": True}}))
+
+
 @pytest.mark.parametrize("override,match", [
     ({"optim_w.lr": -1.0}, "config.optim_w.lr must be a positive number"),
     ({"dataset": "npz:/nonexistent.npz"}, "No npz dataset"),

@@ -28,6 +28,7 @@ def get_config(variant: str = "standard"):
     c.strategy.name = "amended"
     c.strategy.eta = 0.1
     c.strategy.hessian_weight_decay = 0.0
+    c.strategy.linearize = True
     c.log_every = 50
     c.checkpoint_every = 1000
     c.eigenvalue_every = 260  # about once an epoch

@@ -10,5 +10,6 @@ from experiments.configs import darts_nb201
 def get_config():
     c = darts_nb201.get_config()
     c.strategy = ml_collections.ConfigDict(dict(name="amended", eta=0.1,
-                                                hessian_weight_decay=0.0, alpha_first=True))
+                                                hessian_weight_decay=0.0, alpha_first=True,
+                                                linearize=True))
     return c

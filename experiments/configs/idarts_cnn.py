@@ -13,5 +13,8 @@ def get_config():
     c.strategy.neumann_terms = 2
     c.strategy.gamma_scale = 1.0
     c.strategy.hessian_weight_decay = 0.0
+    # Each second-order product its own jvp: the scanned DARTS supernet recomputes its
+    # activations anyway, and one shared linearization ran out of 23 GB (BENCHMARKS.md).
+    c.strategy.linearize = False
     c.eigenvalue_every = 78  # about once an epoch (5 train batches per step)
     return c

@@ -22,7 +22,8 @@ from jaxnas.log import logger
 RUN_CONTROL = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                "eigenvalue_every", "eigenvalue_iters", "nb201_table", "data_dir",
                "eval_every", "data_threads",
-               "space.scan", "space.remat")  # the same values, up to float rounding
+               "space.scan", "space.remat",  # the same values, up to float rounding:
+               "strategy.linearize", "strategy.hypergradient.linearize")
 FROZEN = ("space", "strategy", "dataset", "seed", "batch_size", "train_portion",
           "optim_alpha.name", "num_classes", "imagenet_stem", "data_pipeline")
 # The values that mean "off" for a field a saved config lacks ("memory": config.data_pipeline's).

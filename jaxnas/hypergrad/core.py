@@ -1,9 +1,10 @@
 """`hypergradient`: `d/dalpha L_outer(w*(alpha), alpha)`, `w*(alpha) = argmin_w L_inner(w, alpha)`.
 
 The implicit methods (Neumann, ConjugateGradient, Exact, Amended) share one path: the outer
-gradients `(v, g) = (grad_w, grad_alpha) L_outer` at `w`, one linearization of the inner gradient
-at `w`, an approximation `x` of `H^-1 v` from the method, and `g - M^T x`. Unrolled
-differentiates through SGD steps by a reverse recursion over the stored iterates.
+gradients `(v, g) = (grad_w, grad_alpha) L_outer` at `w`, the inner products at `w` (one
+linearization of the inner gradient, or a jvp each: the method's `linearize`), an approximation
+`x` of `H^-1 v` from the method, and `g - M^T x`. Unrolled differentiates through SGD steps by a
+reverse recursion over the stored iterates.
 """
 
 import jax
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 
 from jaxnas.hypergrad import methods as m
 from jaxnas.hypergrad._tree import tree_axpy, tree_norm, tree_scale, tree_sub
-from jaxnas.hypergrad.products import central_difference, gradient_fn, linearize_inner
+from jaxnas.hypergrad.products import central_difference, gradient_fn, hvp, linearize_inner
 from jaxnas.hypergrad.solvers import cg, dense_solve, neumann_series
 
 
@@ -60,16 +61,36 @@ def _unrolled(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch
     return g, info
 
 
+def _inner_products(method, inner_loss, w, alpha, inner_batch, has_aux):
+    """`(hvp, mixed)` of `L_inner` at `w`: `u -> H u`, and `x -> (M^T x, grad_w L_inner)`.
+
+    From one linearization of the inner gradient (`method.linearize`), or each product its own
+    jvp, whose primal output gives the mixed product `grad_w` at no extra pass.
+    """
+    if method.linearize:
+        lin = linearize_inner(inner_loss, w, alpha, inner_batch, has_aux=has_aux)
+        return lin.hvp, lambda x: (lin.mixed(x), lin.grad_w)
+    grads = gradient_fn(inner_loss, (0, 1), has_aux)
+
+    def mixed(x):
+        (grad_w, _), (_, mixed_x) = jax.jvp(lambda w_: grads(w_, alpha, inner_batch), (w,), (x,))
+        return mixed_x, grad_w
+
+    return (lambda u: hvp(inner_loss, w, u, alpha, inner_batch, has_aux=has_aux)), mixed
+
+
 def _implicit(approximate_inverse):
     """An implicit method from `approximate_inverse(method, hvp, v) -> (x ~ H^-1 v, info)`."""
 
     def hypergradient_fn(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch,
                          has_aux):
         v, g, info = _outer(outer_loss, w, alpha, outer_batch, has_aux)
-        lin = linearize_inner(inner_loss, w, alpha, inner_batch, has_aux=has_aux)
-        x, solve_info = approximate_inverse(method, lin.hvp, v)
-        info = {**solve_info, **info, "inner_grad_norm": tree_norm(lin.grad_w)}
-        return tree_sub(g, lin.mixed(x)), info
+        inner_hvp, inner_mixed = _inner_products(method, inner_loss, w, alpha, inner_batch,
+                                                 has_aux)
+        x, solve_info = approximate_inverse(method, inner_hvp, v)
+        mixed_x, inner_grad_w = inner_mixed(x)
+        info = {**solve_info, **info, "inner_grad_norm": tree_norm(inner_grad_w)}
+        return tree_sub(g, mixed_x), info
 
     return hypergradient_fn
 

@@ -8,6 +8,15 @@ Hyperparameters are numbers checked when the method is built. A method passed as
 argument must hold Python numbers (a new value means a new trace); inside a jitted function a
 method may instead be built with a traced scalar, e.g. a scheduled learning rate
 `Neumann(lr=schedule(step), terms=2)`, which is then taken as given.
+
+Every implicit method has `linearize` (default True): the inner gradient
+`w -> (grad_w L_inner, grad_alpha L_inner)` is linearized once at `w` and its linear map applied
+for each product, so the products share one primal forward and backward pass, whose intermediates
+are kept while any product is computed. `linearize=False` computes each product as its own
+`jax.jvp` instead: the primal pass is recomputed per product and its intermediates live only
+inside it. Same result; the second needs less memory where the supernet recomputes its
+activations anyway (scanned cells), and costs time where XLA would have shared the passes
+(`BENCHMARKS.md`, "A jvp per second-order product").
 """
 
 import dataclasses
@@ -44,6 +53,14 @@ def _check_int(method, name, value, *, minimum, hint):
     if not ok:
         raise ValueError(f"{method}: {name} must be an integer >= {minimum}, got {value!r}; {hint}")
     return int(value)
+
+
+def _check_linearize(method, value):
+    """A ValueError unless `value` is a bool (it shapes the traced program: never a tracer)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{method}: linearize must be True or False, got {value!r}; True shares "
+                         "one linearization of the inner gradient among the products (faster), "
+                         "False computes each product as its own jvp (less memory).")
 
 
 def _set(obj, name, value):
@@ -92,6 +109,7 @@ class Neumann:
 
     lr: float
     terms: int
+    linearize: bool = True
 
     def __post_init__(self):
         _set(self, "lr", _check_real("Neumann", "lr", self.lr, allow_zero=False,
@@ -99,6 +117,7 @@ class Neumann:
         _set(self, "terms", _check_int("Neumann", "terms", self.terms, minimum=0,
                                        hint="terms is the highest power of (I - lr H); "
                                             "0 is DARTS."))
+        _check_linearize("Neumann", self.linearize)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +131,7 @@ class ConjugateGradient:
     maxiter: int
     tol: float
     damping: float = 0.0
+    linearize: bool = True
 
     def __post_init__(self):
         _set(self, "maxiter", _check_int("ConjugateGradient", "maxiter", self.maxiter, minimum=1,
@@ -121,11 +141,17 @@ class ConjugateGradient:
         _set(self, "damping", _check_real("ConjugateGradient", "damping", self.damping,
                                           allow_zero=True,
                                           hint="damping adds damping * I to H; use 0 for none."))
+        _check_linearize("ConjugateGradient", self.linearize)
 
 
 @dataclasses.dataclass(frozen=True)
 class Exact:
     """Implicit hypergradient with `H` materialized and solved densely. Small problems only."""
+
+    linearize: bool = True
+
+    def __post_init__(self):
+        _check_linearize("Exact", self.linearize)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +159,9 @@ class Amended:
     """Amended-DARTS: `grad_alpha L_outer - eta * M^T (H v)` at `w` (`H^-1` replaced by `eta H`)."""
 
     eta: float
+    linearize: bool = True
 
     def __post_init__(self):
         _set(self, "eta", _check_real("Amended", "eta", self.eta, allow_zero=True,
                                       hint="the paper uses eta=0.1; eta=0 is first order."))
+        _check_linearize("Amended", self.linearize)

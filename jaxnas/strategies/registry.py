@@ -53,19 +53,21 @@ def _darts2(space, optim_alpha=None, hvp: str = "exact", eps: float = 0.01,
 
 
 def _idarts(space, optim_alpha=None, inner_steps: int = 4, neumann_terms: int = 2,
-            gamma_scale: float = 1.0, hessian_weight_decay: float = 0.0):
+            gamma_scale: float = 1.0, hessian_weight_decay: float = 0.0, linearize: bool = True):
     del space
     method = hypergradient_method({"name": "neumann", "terms": neumann_terms,
-                                   "gamma_scale": gamma_scale}, "strategy")
+                                   "gamma_scale": gamma_scale, "linearize": linearize},
+                                  "strategy")
     return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "idarts",
                          schedule=Alternating(inner_steps, alpha_first=False),
                          hessian_weight_decay=hessian_weight_decay)
 
 
 def _amended(space, optim_alpha=None, eta: float = 0.1, hessian_weight_decay: float = 0.0,
-             alpha_first: bool = True):
+             alpha_first: bool = True, linearize: bool = True):
     del space
-    method = hypergradient_method({"name": "amended", "eta": eta}, "strategy")
+    method = hypergradient_method({"name": "amended", "eta": eta, "linearize": linearize},
+                                  "strategy")
     return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "amended",
                          schedule=_order(alpha_first),
                          hessian_weight_decay=hessian_weight_decay)
