@@ -28,7 +28,9 @@ def get_config(variant: str = "standard"):
     c.strategy.name = "amended"
     c.strategy.eta = 0.1
     c.strategy.hessian_weight_decay = 0.0
-    c.strategy.linearize = True
+    # Each second-order product its own jvp: the scanned edges recompute their activations
+    # anyway, and one shared linearization ran out of 23 GB (BENCHMARKS.md).
+    c.strategy.linearize = False
     c.log_every = 50
     c.checkpoint_every = 1000
     c.eigenvalue_every = 260  # about once an epoch
@@ -39,4 +41,7 @@ def get_config(variant: str = "standard"):
         c.space.ops = c.space.ops[1:]
         c.cutout = 16
         c.drop_path = 0.2
+        # Drop-path unrolls the edges, where XLA shares the linearization's passes (measured
+        # on the unrolled NB201 supernet; S1 at full size not measured).
+        c.strategy.linearize = True
     return c
