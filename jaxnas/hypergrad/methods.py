@@ -14,9 +14,8 @@ Every implicit method has `linearize` (default True): the inner gradient
 for each product, so the products share one primal forward and backward pass, whose intermediates
 are kept while any product is computed. `linearize=False` computes each product as its own
 `jax.jvp` instead: the primal pass is recomputed per product and its intermediates live only
-inside it. Same result; the second needs less memory where the supernet recomputes its
-activations anyway (scanned cells), and costs time where XLA would have shared the passes
-(`BENCHMARKS.md`, "A jvp per second-order product").
+inside it. Same result; the second needs less memory (a third on the scanned DARTS supernet)
+and compiles longer (`BENCHMARKS.md`, "A jvp per second-order product").
 """
 
 import dataclasses
