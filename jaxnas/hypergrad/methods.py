@@ -58,8 +58,8 @@ def _check_linearize(method, value):
     """A ValueError unless `value` is a bool (it shapes the traced program: never a tracer)."""
     if not isinstance(value, bool):
         raise ValueError(f"{method}: linearize must be True or False, got {value!r}; True shares "
-                         "one linearization of the inner gradient among the products (faster), "
-                         "False computes each product as its own jvp (less memory).")
+                         "one linearization of the inner gradient among the products, False "
+                         "computes each product as its own jvp (less memory).")
 
 
 def _set(obj, name, value):
