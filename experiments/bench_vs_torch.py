@@ -11,9 +11,11 @@ runs are counted in ``torch_reference.Search``'s docstrings, and jaxnas runs the
 ``first_order`` (DARTS first order, alpha first), ``darts2_exact`` (DARTS second order by a
 double backward), ``darts2_fd`` (the finite difference of DARTS's code), ``neumann`` (iDARTS
 with T = 1 and K = 2), ``neumann_jvp`` (the same with each second-order product its own jvp:
-``strategy.linearize=False``). jaxnas runs its real jitted step (``make_step`` of the strategy as
-``darts``, ``darts2``, ``idarts`` build it), without augmentation, on the same random batches
-(uint8 images; the PyTorch side normalizes them the same way). Both sides are warmed up
+``strategy.linearize=False``), ``neumann_loop`` and ``neumann_jvp_loop`` (the two with the
+products in one ``lax.scan``: ``strategy.neumann_loop=True``; one more, unused, HVP each).
+jaxnas runs its real jitted step (``make_step`` of the strategy as ``darts``, ``darts2``,
+``idarts`` build it), without augmentation, on the same random batches (uint8 images; the
+PyTorch side normalizes them the same way). Both sides are warmed up
 (``--warmup`` steps; jaxnas's first includes compilation, reported), then timed in turns, one
 step each per round, for ``--rounds`` rounds; the table gives medians and the ratio PyTorch /
 jaxnas (above 1: jaxnas is faster). PyTorch runs where JAX does
@@ -49,6 +51,10 @@ METHODS = {  # name -> (jaxnas strategy, its options, the PyTorch step)
     "neumann": ("idarts", {"inner_steps": 1, "neumann_terms": 2}, "neumann"),
     "neumann_jvp": ("idarts", {"inner_steps": 1, "neumann_terms": 2, "linearize": False},
                     "neumann"),
+    "neumann_loop": ("idarts", {"inner_steps": 1, "neumann_terms": 2, "neumann_loop": True},
+                     "neumann"),
+    "neumann_jvp_loop": ("idarts", {"inner_steps": 1, "neumann_terms": 2, "linearize": False,
+                                    "neumann_loop": True}, "neumann"),
 }
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 LR = 0.025

@@ -108,6 +108,29 @@ def test_pytree_methods_match_dense_formulas(x64, linearize):
             np.testing.assert_allclose(info["inner_grad_norm"], inner_grad_norm, rtol=1e-12)
 
 
+@pytest.mark.parametrize("linearize", [True, False])
+@pytest.mark.parametrize("terms", [0, 1, 3])
+def test_neumann_in_a_loop_matches_the_dense_series(x64, terms, linearize):
+    # loop=True: the series' products in one lax.scan, M^T x summed over its terms.
+    w, alpha, inner_batch, outer_batch = make_problem(jnp.float64)
+    g_alpha, g_w, hessian, jac = dense_reference(w, alpha, inner_batch, outer_batch)
+    lr = NEUMANN.lr
+    step = np.eye(len(g_w)) - lr * hessian
+    powers = [np.linalg.matrix_power(step, k) @ g_w for k in range(terms + 1)]
+    method = hg.Neumann(lr, terms, linearize=linearize, loop=True)
+    assert hg.products_in_loop(method) and not hg.products_in_loop(hg.Neumann(lr, terms))
+    grad, info = hypergradient_jit(method, inner_loss, outer_loss, w, alpha, inner_batch,
+                                   outer_batch)
+    assert jax.tree.structure(grad) == jax.tree.structure(alpha)
+    np.testing.assert_allclose(flat(grad), g_alpha - lr * jac.T @ sum(powers), rtol=1e-8)
+    np.testing.assert_allclose(info["last_term_norm"], lr * np.linalg.norm(powers[-1]),
+                               rtol=1e-10)
+    np.testing.assert_allclose(
+        info["inner_grad_norm"],
+        np.linalg.norm(flat(jax.grad(inner_loss)(w, alpha, inner_batch))), rtol=1e-12)
+    assert int(info["hvps"]) == terms
+
+
 def test_pytree_unrolled_matches_autodiff_through_the_sgd_steps(x64):
     w, alpha, inner_batch, outer_batch = make_problem(jnp.float64)
 
@@ -273,6 +296,7 @@ def test_unknown_method_is_a_type_error():
     (lambda: hg.ConjugateGradient(10, 1e-5, linearize="yes"), "linearize", "yes"),
     (lambda: hg.Exact(linearize=None), "linearize", None),
     (lambda: hg.Amended(0.1, linearize=0), "linearize", 0),
+    (lambda: hg.Neumann(0.1, 2, loop="yes"), "loop", "yes"),
 ])
 def test_method_validation_names_the_bad_value(build, name, value):
     with pytest.raises(ValueError, match=rf"\b{name}\b.*{re.escape(repr(value))}"):

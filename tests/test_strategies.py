@@ -3,6 +3,7 @@ supernet, so that the second-order programs compile in seconds), option wiring, 
 the iDARTS search (T weight steps per step) on the tiny NB201 supernet."""
 
 import dataclasses
+import re
 
 import flax.linen as nn
 import jax
@@ -15,6 +16,7 @@ from jaxnas import hypergrad as hg
 from jaxnas.engine import search
 from jaxnas.engine.optim import cosine_by_epoch, weight_optimizer
 from jaxnas.engine.search_loop import init_state
+from jaxnas.spaces import ops
 from jaxnas.strategies import SearchProblem, get_strategy, update_rule
 
 
@@ -58,6 +60,8 @@ CASES = {  # strategy options, the method it must use, T, alpha first
                lambda lr: hg.Neumann(0.5 * lr, 2), 3, False),
     "idarts_jvp": ({"inner_steps": 2, "neumann_terms": 1, "linearize": False},
                    lambda lr: hg.Neumann(lr, 1, linearize=False), 2, False),
+    "idarts_loop": ({"inner_steps": 2, "neumann_terms": 2, "neumann_loop": True},
+                    lambda lr: hg.Neumann(lr, 2, loop=True), 2, False),
     "amended": ({"eta": 0.3}, lambda lr: hg.Amended(0.3), 1, True),
     "amended_wd": ({"eta": 0.3, "hessian_weight_decay": 0.01}, lambda lr: hg.Amended(0.3), 1,
                    True),
@@ -209,6 +213,36 @@ def test_drop_path_in_the_weight_steps(tiny_config):
     assert len({float(plain.loss), float(dropped.loss), float(other.loss)}) == 3
     with pytest.raises(ValueError, match="The NAS-Bench-201 supernet has no drop-path"):
         get_space("nb201", C=4, N=1).supernet(10, drop_path=True)
+
+
+class ConvToySupernet(nn.Module):
+    """ToySupernet with a convolution (``ops.conv``: canonical within ``canonical_convs``) first."""
+
+    @nn.compact
+    def __call__(self, x, arch_weights, train=False):
+        h = nn.BatchNorm(use_running_average=not train)(ops.conv(4, 3, padding=1)(x))
+        w = arch_weights["cell"][0]
+        h = w[0] * jnp.tanh(h) + w[1] * nn.relu(h) + w[2] * h
+        return nn.Dense(3)(h.reshape(h.shape[0], -1))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's convolution forms")
+@pytest.mark.parametrize("wrapped", [True, False], ids=["search", "without_canonical_convs"])
+def test_neumann_loop_traces_canonical_convolutions(tiny_config, monkeypatch, wrapped):
+    # XLA:CPU compiles convolutions' derivatives in a loop body as slow loop nests unless they are
+    # canonical: the search traces Neumann(loop=True)'s products under ops.canonical_convs, and
+    # the step's compiled program holds only the canonical form (not so when it does not).
+    config = tiny_config()
+    if not wrapped:
+        monkeypatch.setattr(hg, "products_in_loop", lambda method: False)
+    problem = dataclasses.replace(_toy_problem(config), net=ConvToySupernet())
+    strategy = get_strategy("idarts", optim_alpha=config.optim_alpha, inner_steps=1,
+                            neumann_terms=2, neumann_loop=True)
+    state = init_state(0, strategy, ToySpace(), problem, (4, 4, 1))
+    hlo = jax.jit(lambda s, b: strategy.step(s, b, problem)).lower(
+        state, _toy_batches(1)).compile().as_text()
+    forms = set(re.findall(r"convolution\(.*dim_labels=(\S+?),", hlo))
+    assert forms and (forms == {"b01f_01io->b01f"}) == wrapped, forms
 
 
 @pytest.mark.parametrize("name,options,match", [

@@ -183,19 +183,21 @@ def test_how_the_step_compiles_may_change_on_resume(tmp_path):
 
 
 def test_how_the_hypergradient_products_are_formed_may_change_on_resume(tmp_path):
-    # strategy.linearize (and strategy.hypergradient.linearize) choose between one linearization
-    # and a jvp per product, the same values: a run saved before the field existed, or with the
-    # other value, resumes; the strategy's other fields still may not change.
+    # strategy.linearize and strategy.neumann_loop (strategy.hypergradient.linearize and .loop)
+    # choose between one linearization and a jvp per product, and between unrolled and looped
+    # products, the same values: a run saved before the fields existed, or with the other
+    # values, resumes; the strategy's other fields still may not change.
     claim_workdir(str(tmp_path), ml_collections.ConfigDict(
         {"strategy": {"name": "idarts", "neumann_terms": 2}}))
-    for linearize in (True, False):
+    for linearize, loop in ((True, False), (False, True)):
         claim_workdir(str(tmp_path), ml_collections.ConfigDict(
-            {"strategy": {"name": "idarts", "neumann_terms": 2, "linearize": linearize}}))
+            {"strategy": {"name": "idarts", "neumann_terms": 2, "linearize": linearize,
+                          "neumann_loop": loop}}))
     claim_workdir(str(tmp_path / "any"), ml_collections.ConfigDict(
         {"strategy": {"name": "constrained", "hypergradient": {"name": "neumann"}}}))
     claim_workdir(str(tmp_path / "any"), ml_collections.ConfigDict(
         {"strategy": {"name": "constrained",
-                      "hypergradient": {"name": "neumann", "linearize": True}}}))
+                      "hypergradient": {"name": "neumann", "linearize": True, "loop": True}}}))
     with pytest.raises(ValueError, match="strategy.neumann_terms cannot change in a run"):
         claim_workdir(str(tmp_path), ml_collections.ConfigDict(
             {"strategy": {"name": "idarts", "neumann_terms": 3, "linearize": True}}))

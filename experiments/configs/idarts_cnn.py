@@ -16,5 +16,6 @@ def get_config():
     # Each second-order product its own jvp: the scanned DARTS supernet recomputes its
     # activations anyway, and one shared linearization ran out of 23 GB (BENCHMARKS.md).
     c.strategy.linearize = False
+    c.strategy.neumann_loop = False
     c.eigenvalue_every = 78  # about once an epoch (5 train batches per step)
     return c

@@ -13,6 +13,6 @@ def get_config():
     c = darts_nb201.get_config()
     c.strategy = ml_collections.ConfigDict(dict(name="idarts", inner_steps=4, neumann_terms=2,
                                                 gamma_scale=1.0, hessian_weight_decay=0.0,
-                                                linearize=True))
+                                                linearize=True, neumann_loop=False))
     c.eigenvalue_every = 100  # about once an epoch (4 train batches per step)
     return c

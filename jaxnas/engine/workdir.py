@@ -23,7 +23,8 @@ RUN_CONTROL = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                "eigenvalue_every", "eigenvalue_iters", "nb201_table", "data_dir",
                "eval_every", "data_threads",
                "space.scan", "space.remat",  # the same values, up to float rounding:
-               "strategy.linearize", "strategy.hypergradient.linearize")
+               "strategy.linearize", "strategy.hypergradient.linearize",
+               "strategy.neumann_loop", "strategy.hypergradient.loop")
 FROZEN = ("space", "strategy", "dataset", "seed", "batch_size", "train_portion",
           "optim_alpha.name", "num_classes", "imagenet_stem", "data_pipeline")
 # The values that mean "off" for a field a saved config lacks ("memory": config.data_pipeline's).

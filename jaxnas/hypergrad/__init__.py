@@ -10,7 +10,7 @@ Pure JAX on arbitrary pytrees; works under `jit` and `vmap`. Knows nothing of NA
 from jaxnas.hypergrad.core import hypergradient
 from jaxnas.hypergrad.eigen import power_iteration, top_hessian_eigenvalue
 from jaxnas.hypergrad.methods import (Amended, ConjugateGradient, Exact, FirstOrder, Neumann,
-                                      Unrolled)
+                                      Unrolled, products_in_loop)
 from jaxnas.hypergrad.products import (InnerLinearization, central_difference, hvp,
                                        linearize_inner, mixed_product)
 from jaxnas.hypergrad.solvers import cg, dense_solve, neumann_series
@@ -23,6 +23,7 @@ __all__ = [
     "ConjugateGradient",
     "Exact",
     "Amended",
+    "products_in_loop",
     "hvp",
     "mixed_product",
     "linearize_inner",

@@ -3,12 +3,14 @@
 The implicit methods (Neumann, ConjugateGradient, Exact, Amended) share one path: the outer
 gradients `(v, g) = (grad_w, grad_alpha) L_outer` at `w`, the inner products at `w` (one
 linearization of the inner gradient, or a jvp each: the method's `linearize`), an approximation
-`x` of `H^-1 v` from the method, and `g - M^T x`. Unrolled differentiates through SGD steps by a
+`x` of `H^-1 v` from the method, and `g - M^T x` (`Neumann(loop=True)`: `M^T x` summed over the
+series' terms in one `lax.scan`). Unrolled differentiates through SGD steps by a
 reverse recursion over the stored iterates.
 """
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxnas.hypergrad import methods as m
 from jaxnas.hypergrad._tree import tree_axpy, tree_norm, tree_scale, tree_sub
@@ -62,51 +64,89 @@ def _unrolled(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch
 
 
 def _inner_products(method, inner_loss, w, alpha, inner_batch, has_aux):
-    """`(hvp, mixed)` of `L_inner` at `w`: `u -> H u`, and `x -> (M^T x, grad_w L_inner)`.
+    """`(hvp, joint)` of `L_inner` at `w`: `u -> H u`, and `u -> (H u, M^T u, grad_w L_inner)`.
 
     From one linearization of the inner gradient (`method.linearize`), or each product its own
-    jvp, whose primal output gives the mixed product `grad_w` at no extra pass.
+    jvp, whose primal output gives `grad_w` at no extra pass.
     """
     if method.linearize:
         lin = linearize_inner(inner_loss, w, alpha, inner_batch, has_aux=has_aux)
-        return lin.hvp, lambda x: (lin.mixed(x), lin.grad_w)
+        return lin.hvp, lambda u: (*lin.products(u), lin.grad_w)
     grads = gradient_fn(inner_loss, (0, 1), has_aux)
 
-    def mixed(x):
-        (grad_w, _), (_, mixed_x) = jax.jvp(lambda w_: grads(w_, alpha, inner_batch), (w,), (x,))
-        return mixed_x, grad_w
+    def joint(u):
+        (grad_w, _), (hvp_u, mixed_u) = jax.jvp(lambda w_: grads(w_, alpha, inner_batch), (w,),
+                                                (u,))
+        return hvp_u, mixed_u, grad_w
 
-    return (lambda u: hvp(inner_loss, w, u, alpha, inner_batch, has_aux=has_aux)), mixed
+    return (lambda u: hvp(inner_loss, w, u, alpha, inner_batch, has_aux=has_aux)), joint
 
 
-def _implicit(approximate_inverse):
-    """An implicit method from `approximate_inverse(method, hvp, v) -> (x ~ H^-1 v, info)`."""
+def _implicit(mixed_inverse):
+    """An implicit method from `mixed_inverse(method, hvp, joint, v, alpha) -> (M^T x,
+    grad_w L_inner, info)` with `x ~ H^-1 v` (`_inner_products`' `hvp` and `joint`)."""
 
     def hypergradient_fn(method, inner_loss, outer_loss, w, alpha, inner_batch, outer_batch,
                          has_aux):
         v, g, info = _outer(outer_loss, w, alpha, outer_batch, has_aux)
-        inner_hvp, inner_mixed = _inner_products(method, inner_loss, w, alpha, inner_batch,
-                                                 has_aux)
-        x, solve_info = approximate_inverse(method, inner_hvp, v)
-        mixed_x, inner_grad_w = inner_mixed(x)
+        inner_hvp, joint = _inner_products(method, inner_loss, w, alpha, inner_batch, has_aux)
+        mixed_x, inner_grad_w, solve_info = mixed_inverse(method, inner_hvp, joint, v, alpha)
         info = {**solve_info, **info, "inner_grad_norm": tree_norm(inner_grad_w)}
         return tree_sub(g, mixed_x), info
 
     return hypergradient_fn
 
 
-def _amended_inverse(method, hvp, v):
-    return tree_scale(method.eta, hvp(v)), {"hvps": jnp.int32(1)}
+def _solved(approximate_inverse):
+    """`mixed_inverse` from `approximate_inverse(method, hvp, v) -> (x ~ H^-1 v, info)`."""
+
+    def mixed_inverse(method, inner_hvp, joint, v, alpha):
+        del alpha
+        x, info = approximate_inverse(method, inner_hvp, v)
+        _, mixed_x, inner_grad_w = joint(x)
+        return mixed_x, inner_grad_w, info
+
+    return mixed_inverse
+
+
+_neumann_unrolled = _solved(
+    lambda method, hvp_, v: neumann_series(hvp_, v, method.lr, method.terms))
+
+
+def _neumann(method, inner_hvp, joint, v, alpha):
+    """Neumann's `M^T x`: the series' products unrolled (`neumann_series`), or with
+    `method.loop` one `lax.scan` over its terms `p_{k+1} = p_k - lr H p_k` (`p_0 = v`) with
+    `M^T x = lr sum_k M^T p_k`, so the program holds one product."""
+    if not method.loop:
+        return _neumann_unrolled(method, inner_hvp, joint, v, alpha)
+    lr = method.lr
+
+    def term(carry, _):
+        p, mixed_sum, _ = carry
+        hvp_p, mixed_p, inner_grad_w = joint(p)
+        return (tree_axpy(-lr, hvp_p, p), tree_axpy(1.0, mixed_p, mixed_sum), inner_grad_w), \
+            tree_norm(p)
+
+    init = (v, jax.tree.map(jnp.zeros_like, alpha), jax.tree.map(jnp.zeros_like, v))
+    (_, mixed_sum, inner_grad_w), norms = lax.scan(term, init, None, length=method.terms + 1)
+    info = {"hvps": jnp.int32(method.terms), "last_term_norm": lr * norms[-1]}
+    return tree_scale(lr, mixed_sum), inner_grad_w, info
+
+
+def _amended(method, inner_hvp, joint, v, alpha):
+    del alpha
+    _, mixed_x, inner_grad_w = joint(tree_scale(method.eta, inner_hvp(v)))
+    return mixed_x, inner_grad_w, {"hvps": jnp.int32(1)}
 
 
 _IMPLEMENTATIONS = {
     m.FirstOrder: _first_order,
     m.Unrolled: _unrolled,
-    m.Neumann: _implicit(lambda method, hvp, v: neumann_series(hvp, v, method.lr, method.terms)),
-    m.ConjugateGradient: _implicit(
-        lambda method, hvp, v: cg(hvp, v, method.maxiter, method.tol, method.damping)),
-    m.Exact: _implicit(lambda method, hvp, v: dense_solve(hvp, v)),
-    m.Amended: _implicit(_amended_inverse),
+    m.Neumann: _implicit(_neumann),
+    m.ConjugateGradient: _implicit(_solved(
+        lambda method, hvp_, v: cg(hvp_, v, method.maxiter, method.tol, method.damping))),
+    m.Exact: _implicit(_solved(lambda method, hvp_, v: dense_solve(hvp_, v))),
+    m.Amended: _implicit(_amended),
 }
 
 

@@ -16,6 +16,12 @@ are kept while any product is computed. `linearize=False` computes each product 
 `jax.jvp` instead: the primal pass is recomputed per product and its intermediates live only
 inside it. Same result; the second needs less memory (a third on the scanned DARTS supernet)
 and compiles longer (`BENCHMARKS.md`, "A jvp per second-order product").
+
+`Neumann(loop=True)` runs its products as one `lax.scan`, so the traced program holds one product
+whatever `terms`; `products_in_loop(method)` says whether a method's products run in a loop body
+(that, or CG's `lax.while_loop`), where XLA:CPU runs convolutions' derivatives up to 30x slower
+unless they are traced loop-friendly (`jaxnas.spaces.ops.canonical_convs`, which the bilevel
+search uses for such methods).
 """
 
 import dataclasses
@@ -54,12 +60,16 @@ def _check_int(method, name, value, *, minimum, hint):
     return int(value)
 
 
-def _check_linearize(method, value):
+def _check_bool(method, name, value, meaning):
     """A ValueError unless `value` is a bool (it shapes the traced program: never a tracer)."""
     if not isinstance(value, bool):
-        raise ValueError(f"{method}: linearize must be True or False, got {value!r}; True shares "
-                         "one linearization of the inner gradient among the products, False "
-                         "computes each product as its own jvp (less memory).")
+        raise ValueError(f"{method}: {name} must be True or False, got {value!r}; {meaning}")
+
+
+def _check_linearize(method, value):
+    _check_bool(method, "linearize", value, "True shares one linearization of the inner "
+                "gradient among the products, False computes each product as its own jvp (less "
+                "memory).")
 
 
 def _set(obj, name, value):
@@ -103,12 +113,17 @@ class Neumann:
     """Implicit hypergradient with `H^-1 ~ lr * sum_{k=0..terms} (I - lr H)^k` (iDARTS Eq. 6.8).
 
     `terms` is the highest power, so `terms=0` is the one-step formula (Eq. 6.3) at `w`. The series
-    converges only if `0 < lr * lambda < 2` for every eigenvalue `lambda` of `H`.
+    converges only if `0 < lr * lambda < 2` for every eigenvalue `lambda` of `H`. `loop=True`
+    computes the `terms + 1` products `(H p_k, M^T p_k)` of the series' terms `p_k` in one
+    `lax.scan` and `M^T x` as `lr * sum_k M^T p_k` (the same result, up to rounding), so the
+    program holds one product instead of `terms + 1`: a shorter compile, at the cost of the
+    unused `H p_terms`; False unrolls them.
     """
 
     lr: float
     terms: int
     linearize: bool = True
+    loop: bool = False
 
     def __post_init__(self):
         _set(self, "lr", _check_real("Neumann", "lr", self.lr, allow_zero=False,
@@ -117,6 +132,8 @@ class Neumann:
                                        hint="terms is the highest power of (I - lr H); "
                                             "0 is DARTS."))
         _check_linearize("Neumann", self.linearize)
+        _check_bool("Neumann", "loop", self.loop, "True computes the products in one lax.scan "
+                    "(a smaller program), False unrolls them.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,3 +181,9 @@ class Amended:
         _set(self, "eta", _check_real("Amended", "eta", self.eta, allow_zero=True,
                                       hint="the paper uses eta=0.1; eta=0 is first order."))
         _check_linearize("Amended", self.linearize)
+
+
+def products_in_loop(method) -> bool:
+    """Whether `method` applies its second-order products in a loop body: CG's while loop, or
+    `Neumann(loop=True)`'s scan."""
+    return isinstance(method, ConjugateGradient) or (isinstance(method, Neumann) and method.loop)

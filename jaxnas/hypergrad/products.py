@@ -38,20 +38,22 @@ class InnerLinearization(NamedTuple):
     """The map `w -> (grad_w f, grad_alpha f)` linearized once at `w`.
 
     `hvp(u) = H u` and `mixed(u) = M^T u` apply the stored linear map (its tangent part only), so
-    repeated HVPs and the final mixed product share one primal forward and backward pass.
+    repeated HVPs and the final mixed product share one primal forward and backward pass;
+    `products(u) = (H u, M^T u)` both from one application.
     """
 
     grad_w: Any
     grad_alpha: Any
     hvp: Callable[[Any], Any]
     mixed: Callable[[Any], Any]
+    products: Callable[[Any], tuple]
 
 
 def linearize_inner(f, w, alpha, *args, has_aux=False):
     """Linearizes `w -> (grad_w f, grad_alpha f)(w, alpha, *args)` at `w`: `InnerLinearization`."""
     grads = gradient_fn(f, (0, 1), has_aux)
     (grad_w, grad_alpha), jvp = jax.linearize(lambda w_: grads(w_, alpha, *args), w)
-    return InnerLinearization(grad_w, grad_alpha, lambda u: jvp(u)[0], lambda u: jvp(u)[1])
+    return InnerLinearization(grad_w, grad_alpha, lambda u: jvp(u)[0], lambda u: jvp(u)[1], jvp)
 
 
 def central_difference(fn, w, v, eps):

@@ -27,6 +27,7 @@ The inner and outer losses are the training-mode cross-entropy on the train and 
 inner loss gets the constant linear term ``<momentum * buffer + wd * w, .>``).
 """
 
+import contextlib
 import dataclasses
 import os
 from typing import Any, Callable, NamedTuple
@@ -204,9 +205,12 @@ class BilevelSearch(Strategy):
                         jax.tree.leaves(offset), jax.tree.leaves(w)))
                 return value, acc
 
-            grad, info = hg.hypergradient(self.method(lr), inner, outer, state.params,
-                                          self.sample_alpha(arch, k_alpha), train, val,
-                                          has_aux=True)
+            method = self.method(lr)
+            # Products in a loop body (Neumann(loop=True), CG) with loop-friendly convolutions.
+            with canonical_convs() if hg.products_in_loop(method) else contextlib.nullcontext():
+                grad, info = hg.hypergradient(method, inner, outer, state.params,
+                                              self.sample_alpha(arch, k_alpha), train, val,
+                                              has_aux=True)
             grads.append(grad)
             infos.append(info)
         mean = lambda *xs: xs[0] if len(xs) == 1 else sum(xs) / len(xs)  # noqa: E731

@@ -4,11 +4,12 @@ architecture update rule (``optim_alpha``), with clear errors naming the field.
 Both are mappings with a ``name`` and that name's fields:
 
 - hypergradient: ``first_order``; ``unrolled`` (``hvp``: "exact" | "finite_difference",
-  ``eps``; DARTS second order); ``neumann`` (``terms``, ``gamma_scale``, ``linearize``; iDARTS);
-  ``amended`` (``eta``, ``linearize``). A method takes the current weight learning rate as its
-  step where it needs one. ``linearize`` is the implicit methods' choice between one
-  linearization of the inner gradient shared by the products (True) and a jvp per product
-  (False: less memory; ``hypergrad.methods``).
+  ``eps``; DARTS second order); ``neumann`` (``terms``, ``gamma_scale``, ``linearize``,
+  ``loop``; iDARTS); ``amended`` (``eta``, ``linearize``). A method takes the current weight
+  learning rate as its step where it needs one. ``linearize`` is the implicit methods' choice
+  between one linearization of the inner gradient shared by the products (True) and a jvp per
+  product (False: less memory; ``hypergrad.methods``); ``loop`` computes Neumann's products in
+  one ``lax.scan`` (a program with one product, whatever ``terms``).
 - optim_alpha: ``adam`` (``lr``, ``b1``, ``b2``, ``weight_decay``: L2 added to the gradient,
   PyTorch's Adam); ``vadam`` (``form``, ``lr``, ``b1``, ``b2``, ``momentum``, ``num_data``,
   ``prior_precision``, ``init_precision``; ``jaxnas.transforms.vadam``).
@@ -33,9 +34,10 @@ def _unrolled(hvp: str = "exact", eps: float = 0.01):
     return lambda lr: hg.Unrolled(lr, 1, hvp, eps)
 
 
-def _neumann(terms: int = 2, gamma_scale: float = 1.0, linearize: bool = True):
-    hg.Neumann(gamma_scale, terms, linearize)
-    return lambda lr: hg.Neumann(gamma_scale * lr, terms, linearize)
+def _neumann(terms: int = 2, gamma_scale: float = 1.0, linearize: bool = True,
+             loop: bool = False):
+    hg.Neumann(gamma_scale, terms, linearize, loop)
+    return lambda lr: hg.Neumann(gamma_scale * lr, terms, linearize, loop)
 
 
 def _amended(eta: float = 0.1, linearize: bool = True):

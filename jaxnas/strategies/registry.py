@@ -53,11 +53,12 @@ def _darts2(space, optim_alpha=None, hvp: str = "exact", eps: float = 0.01,
 
 
 def _idarts(space, optim_alpha=None, inner_steps: int = 4, neumann_terms: int = 2,
-            gamma_scale: float = 1.0, hessian_weight_decay: float = 0.0, linearize: bool = True):
+            gamma_scale: float = 1.0, hessian_weight_decay: float = 0.0, linearize: bool = True,
+            neumann_loop: bool = False):
     del space
     method = hypergradient_method({"name": "neumann", "terms": neumann_terms,
-                                   "gamma_scale": gamma_scale, "linearize": linearize},
-                                  "strategy")
+                                   "gamma_scale": gamma_scale, "linearize": linearize,
+                                   "loop": neumann_loop}, "strategy")
     return BilevelSearch(method, update_rule(optim_alpha, _ADAM), "idarts",
                          schedule=Alternating(inner_steps, alpha_first=False),
                          hessian_weight_decay=hessian_weight_decay)
