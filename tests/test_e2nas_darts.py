@@ -137,7 +137,7 @@ def test_the_darts_latent_step_adds_e2nas_r_depth_gradient(darts_space, vae_and_
             total = total + jnp.sum(coefficients[k] * CODEC.soft_weights(probs, vertices)[0])
         return total
 
-    val_grad = jax.grad(val_loss)(arch.latent)
+    val_grad = jax.jit(jax.grad(val_loss))(arch.latent)  # one program, not op by op
     np.testing.assert_allclose(metrics["arch/val_grad_norm"],
                                np.sqrt(sum(np.sum(np.square(g)) for g in
                                            jax.tree.leaves(val_grad))), rtol=1e-4)
@@ -146,8 +146,8 @@ def test_the_darts_latent_step_adds_e2nas_r_depth_gradient(darts_space, vae_and_
         return vae.apply({"params": params}, z, key, method=DVAE.decode_probs)
 
     keys = jax.random.split(step_key(state, 6), 2)  # the step's depth key, by cell type
-    depth = [jax.value_and_grad(lambda z, kk=kk: depth_loss(
-        decode_probs, z, kk, CODEC.chain, 0.5, 4, 0.05))(arch.latent[k])
+    depth = [jax.jit(jax.value_and_grad(lambda z, kk=kk: depth_loss(
+        decode_probs, z, kk, CODEC.chain, 0.5, 4, 0.05)))(arch.latent[k])
         for k, kk in zip(("normal", "reduce"), keys)]
     np.testing.assert_allclose(metrics["arch/depth_loss"], sum(d for d, _ in depth), rtol=1e-5)
     np.testing.assert_allclose(metrics["arch/depth_grad_norm"],

@@ -4,6 +4,7 @@ process of four; a resume on another process count; a workdir the processes do n
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -138,21 +139,36 @@ def _records(workdir) -> dict:
         return {r["step"]: r for r in map(json.loads, f)}
 
 
-@pytest.mark.slow
-def test_two_processes_search_as_one_process_on_four_devices_and_resume(tmp_path):
-    """The quickstart, shrunk, in one process of 4 CPU devices, and in 2 processes of 2 stopped
-    after the checkpoint of step 3 and resumed by the same command: the same weights,
-    architecture, metrics and genotype (to float32 rounding: the processes sum gradients with
-    gloo, in another order), and process 1 wrote nothing but its part of the checkpoints."""
-    one, two = tmp_path / "one", tmp_path / "two"
-    _search(tmp_path, one, "one", processes=1, max_steps=STEPS)
-    first = _search(tmp_path, two, "first", processes=2, max_steps=3)
-    resumed = _search(tmp_path, two, "resumed", processes=2, max_steps=STEPS)
-
+def _assert_same_search(one, two):
+    """The final weights, batch statistics, architecture and genotype of the searches in the
+    workdirs ``one`` and ``two`` agree (to float32 rounding: processes sum gradients with gloo,
+    in another order)."""
     expected, got = _final(one), _final(two)
     assert expected.keys() == got.keys() and len(expected) > 100
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
+    with open(one / "genotype.json") as f, open(two / "genotype.json") as g:
+        assert json.load(g)["arch_str"] == json.load(f)["arch_str"]
+
+
+@pytest.mark.slow
+def test_two_processes_search_as_one_process_on_four_devices_and_resume_on_either_count(
+        tmp_path):
+    """The quickstart, shrunk, in one process of 4 CPU devices, and in 2 processes of 2 stopped
+    after the checkpoint of step 3, then resumed from a copy of that workdir each way: by the
+    same command (2 processes), and by 1 process of 4 (process count 2 -> 1; the batch of 16
+    divides both). Both end with the weights, architecture, metrics and genotype of the one
+    process throughout, and process 1 wrote nothing but its part of the checkpoints. (One test,
+    so that the reference run and the stopped run are not repeated.)"""
+    one, two, other = tmp_path / "one", tmp_path / "two", tmp_path / "other"
+    _search(tmp_path, one, "one", processes=1, max_steps=STEPS)
+    first = _search(tmp_path, two, "first", processes=2, max_steps=3)
+    shutil.copytree(two, other)
+    resumed = _search(tmp_path, two, "resumed", processes=2, max_steps=STEPS)
+    _search(tmp_path, other, "resumed_on_one", processes=1, max_steps=STEPS)
+
+    _assert_same_search(one, two)
+    _assert_same_search(one, other)
     want, have = _records(one), _records(two)
     assert sorted(have) == sorted(want) == [3, STEPS]  # step 3 from the first launch
     for step, record in want.items():
@@ -160,33 +176,14 @@ def test_two_processes_search_as_one_process_on_four_devices_and_resume(tmp_path
         np.testing.assert_allclose(have[step]["train_loss"], record["train_loss"], rtol=1e-5)
         np.testing.assert_allclose(have[step]["arch_weights"]["cell"],
                                    record["arch_weights"]["cell"], rtol=0, atol=1e-6)
-    with open(one / "genotype.json") as f, open(two / "genotype.json") as g:
-        assert json.load(g)["arch_str"] == json.load(f)["arch_str"]
 
     assert "config.json" in first[0]["changed"]
-    for (chief, other), last in ((first, 3), (resumed, STEPS)):
+    for (chief, other_process), last in ((first, 3), (resumed, STEPS)):
         assert {"metrics.jsonl", "genotype.json", "checkpoint_digests.json"} \
             <= set(chief["changed"])
-        assert [p for p in other["changed"] if not p.startswith("checkpoints")] == []
-        assert f"step {last}/{last}" in chief["stderr"] and "jaxnas]" not in other["stderr"]
+        assert [p for p in other_process["changed"] if not p.startswith("checkpoints")] == []
+        assert f"step {last}/{last}" in chief["stderr"] and "jaxnas]" not in other_process["stderr"]
     assert len([f for f in os.listdir(two) if f.startswith("events.out.tfevents")]) == 2
-
-
-@pytest.mark.slow
-def test_a_two_process_search_checkpoint_resumes_on_one_process(tmp_path):
-    """The shrunk quickstart search stopped by 2 processes of 2 devices at the checkpoint of
-    step 3 and resumed by 1 process of 4 (process count 2 -> 1; the batch of 16 divides both)
-    ends with the weights, architecture and genotype of 1 process of 4 throughout."""
-    one, two = tmp_path / "one", tmp_path / "two"
-    _search(tmp_path, one, "one", processes=1, max_steps=STEPS)
-    _search(tmp_path, two, "first", processes=2, max_steps=3)
-    _search(tmp_path, two, "resumed", processes=1, max_steps=STEPS)
-    expected, got = _final(one), _final(two)
-    assert expected.keys() == got.keys() and len(expected) > 100
-    for key in expected:
-        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
-    with open(one / "genotype.json") as f, open(two / "genotype.json") as g:
-        assert json.load(g)["arch_str"] == json.load(f)["arch_str"]
 
 
 def _retrain(records) -> tuple:

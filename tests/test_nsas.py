@@ -86,8 +86,9 @@ def test_eq_3_6_loss_is_its_terms_and_linear_in_beta(nsas_run):
     assert len(terms) == 1 + 3
     losses = []
     batch_stats = state.batch_stats
+    loss = jax.jit(problem.loss)  # one program for the four terms, not op by op
     for _, weights in terms:  # each term alone, the batch statistics passed on as in training
-        value, (batch_stats, _) = problem.loss(state.params, batch_stats, weights, x, y)
+        value, (batch_stats, _) = loss(state.params, batch_stats, weights, x, y)
         losses.append(float(value))
     for beta in (0.0, 0.3, 1.0):
         coefficients = [1.0 - beta] + [beta / 3] * 3
@@ -104,10 +105,10 @@ def test_eq_3_6_loss_is_its_terms_and_linear_in_beta(nsas_run):
             total = total + c * value
         return total
 
-    scanned = jax.grad(lambda p: problem.combined_loss([0.7, 0.1, 0.1, 0.1])(
-        p, state.batch_stats, [w for _, w in terms], x, y)[0])(state.params)
+    scanned = jax.jit(jax.grad(lambda p: problem.combined_loss([0.7, 0.1, 0.1, 0.1])(
+        p, state.batch_stats, [w for _, w in terms], x, y)[0]))(state.params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),  # f32
-                 scanned, jax.grad(by_hand)(state.params))
+                 scanned, jax.jit(jax.grad(by_hand))(state.params))
     np.testing.assert_allclose([float(c) for c, _ in terms], [0.5] + [0.5 / 3] * 3)
     # The constraint paths are the archive after Algorithm 3 took ``path`` in.
     members = np.asarray(arch.constraints.paths["cell"])

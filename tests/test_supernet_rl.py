@@ -154,10 +154,15 @@ def test_config_variants_are_checked():
 
 
 def _tiny(config):
+    """A CPU-sized search: digits, C=2, 3 cells, and four candidates on every edge (``none``, a
+    pooling with its BN, the identity, a separable convolution): the mechanics under test do not
+    depend on the number of candidates, and with the eight DARTS operations (a switch branch
+    each on every edge) the DDAS step took 107 s instead of 30 to compile on a 2-core CPU."""
     config.dataset = "digits"
     config.batch_size = 16
     config.space.C = 2
     config.space.layers = 3
+    config.space.ops = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
     config.cutout = 0
     return config
 
