@@ -67,10 +67,12 @@ def test_an_architecture_step_equals_the_dense_reference(tnd):
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     evaluation = DartsSpace(C=4, layers=3, ops=NORMAL, reduce_ops=REDUCE)
     accuracy, params = [], []
+    forward = jax.jit(lambda onehot: problem.net.apply(  # one program, not op by op
+        variables, x, onehot, train=True, mutable=["batch_stats"])[0])
     for m in range(4):
         path = {k: np.asarray(p[m]) for k, p in paths.items()}
         onehot = {k: jax.nn.one_hot(p, logits[k].shape[-1]) for k, p in path.items()}
-        out, _ = problem.net.apply(variables, x, onehot, train=True, mutable=["batch_stats"])
+        out = forward(onehot)
         accuracy.append(np.mean(np.argmax(out, -1) == labels))
         cell_ops = space.cell_ops()
         genotype = single_op_genotype({k: tuple((cell_ops[k][e][i],) for e, i in enumerate(p))
@@ -91,8 +93,8 @@ def test_an_architecture_step_equals_the_dense_reference(tnd):
     # Algorithm 2 moves the logits (i), then trains the weights with the moved ones (ii).
     weights = strategy.arch_weights(new.arch)
     xt = problem.images(step_key(state, 0), batches["train"]["image"][0])
-    result = problem.weight_step(state.params, state.batch_stats, state.opt_w, weights, xt,
-                                 batches["train"]["label"][0], step_key(state, 3))
+    result = jax.jit(problem.weight_step)(state.params, state.batch_stats, state.opt_w, weights,
+                                          xt, batches["train"]["label"][0], step_key(state, 3))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  new.params, result.params)
 
